@@ -1,0 +1,165 @@
+"""The TeachingSet artifact: the contract between teaching methods, evaluation, reports and the study.
+
+On disk a teaching set is a folder:
+
+    images/<class>/<nn>_<id>.png   the teaching images, 8-bit, at the dataset's image size
+    teaching_set.json              format, method, params, seed, classes, dataset (spec +
+                                   fingerprint), code version, and one entry per image: file,
+                                   label, class, source_id (selected images) and latent
+                                   (generated images)
+
+Every method writes one; everything downstream reads only this.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import __version__
+from .atomic import atomic_dir
+from .errors import TeachsetError
+
+FORMAT = "teachset.teaching_set/1"
+META_FILE = "teaching_set.json"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "x"
+
+
+@dataclass
+class TeachingSet:
+    images: np.ndarray  # uint8 (b, C, H, W)
+    labels: np.ndarray  # int (b,)
+    class_names: list[str]
+    method: str
+    params: dict
+    seed: int | None
+    dataset: dict  # {"name", "fingerprint", "spec"}
+    source_ids: list[str | None] | None = None
+    latents: np.ndarray | None = None  # float (b, latent_dim)
+    code_version: str = __version__
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    path: Path | None = None
+
+    def __post_init__(self):
+        b = len(self.images)
+        assert self.images.dtype == np.uint8 and self.images.ndim == 4, (self.images.dtype, self.images.shape)
+        assert self.labels.shape == (b,)
+        assert self.source_ids is None or len(self.source_ids) == b
+        assert self.latents is None or len(self.latents) == b
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @classmethod
+    def from_selection(cls, dataset, indices, method: str, params: dict, seed: int | None) -> "TeachingSet":
+        """A teaching set of real images: those of `dataset` at `indices`."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return cls(
+            images=dataset.images[indices].copy(),
+            labels=dataset.labels[indices].copy(),
+            class_names=list(dataset.class_names),
+            method=method,
+            params=params,
+            seed=seed,
+            dataset={"name": dataset.name, "fingerprint": dataset.fingerprint, "spec": dataset.spec},
+            source_ids=[dataset.ids[i] for i in indices],
+        )
+
+    def tensor(self) -> torch.Tensor:
+        """Images as float32 in [0, 1], shape (b, C, H, W)."""
+        return torch.from_numpy(self.images).float().div_(255.0)
+
+    def per_class(self) -> list[list[int]]:
+        """Indices of the teaching images of each class, classes in order."""
+        return [np.flatnonzero(self.labels == c).tolist() for c in range(len(self.class_names))]
+
+    def _files(self) -> list[str]:
+        files = []
+        for i, label in enumerate(self.labels):
+            tag = _safe(Path(self.source_ids[i]).stem) if self.source_ids and self.source_ids[i] else "generated"
+            files.append(f"images/{_safe(self.class_names[label])}/{i:02d}_{tag}.png")
+        return files
+
+    def save(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Write the folder atomically: a reader sees the old folder or the whole new one, never half."""
+        folder = Path(folder)
+        files = self._files()
+        items = []
+        for i, file in enumerate(files):
+            item = {"file": file, "label": int(self.labels[i]), "class": self.class_names[self.labels[i]]}
+            if self.source_ids is not None:
+                item["source_id"] = self.source_ids[i]
+            if self.latents is not None:
+                item["latent"] = [float(v) for v in self.latents[i]]
+            items.append(item)
+        meta = {
+            "format": FORMAT,
+            "method": self.method,
+            "params": self.params,
+            "seed": self.seed,
+            "class_names": self.class_names,
+            "dataset": self.dataset,
+            "image_shape": list(self.images.shape[1:]),
+            "code_version": self.code_version,
+            "created": self.created,
+            "items": items,
+        }
+        with atomic_dir(folder, overwrite=overwrite) as tmp:
+            for image, file in zip(self.images, files):
+                (tmp / file).parent.mkdir(parents=True, exist_ok=True)
+                pixels = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
+                Image.fromarray(pixels).save(tmp / file)
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        self.path = folder
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "TeachingSet":
+        folder = Path(folder)
+        meta_path = folder / META_FILE
+        if not meta_path.is_file():
+            raise TeachsetError(f"'{folder}' is not a teaching set: it has no {META_FILE}; give a folder written by teachset")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as error:
+            raise TeachsetError(f"'{meta_path}' is not valid JSON ({error}); regenerate the teaching set") from None
+        if meta.get("format") != FORMAT:
+            raise TeachsetError(f"'{meta_path}' has format {meta.get('format')!r}; this teachset reads {FORMAT}")
+        images = []
+        shape = tuple(meta["image_shape"])
+        for item in meta["items"]:
+            path = folder / item["file"]
+            try:
+                with Image.open(path) as image:
+                    pixels = np.asarray(image.convert("L" if shape[0] == 1 else "RGB"))
+            except (OSError, ValueError) as error:
+                raise TeachsetError(f"teaching image '{path}' cannot be read ({error}); regenerate the teaching set") from None
+            pixels = pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0)
+            if pixels.shape != shape:
+                raise TeachsetError(f"teaching image '{path}' is {pixels.shape}, the set says {shape}")
+            images.append(pixels)
+        items = meta["items"]
+        return cls(
+            images=np.stack(images),
+            labels=np.array([item["label"] for item in items], dtype=np.int64),
+            class_names=meta["class_names"],
+            method=meta["method"],
+            params=meta["params"],
+            seed=meta["seed"],
+            dataset=meta["dataset"],
+            source_ids=[item.get("source_id") for item in items] if "source_id" in items[0] else None,
+            latents=np.array([item["latent"] for item in items], dtype=np.float32) if "latent" in items[0] else None,
+            code_version=meta["code_version"],
+            created=meta["created"],
+            path=folder,
+        )
