@@ -1,0 +1,254 @@
+"""The teachset command line. Every command has worked examples in its --help."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import TeachsetError
+
+
+def _examples(text: str) -> str:
+    return "examples:\n" + "\n".join("  " + line for line in text.strip().splitlines())
+
+
+def _add_dataset_args(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    if positional:
+        p.add_argument("dataset", help="a bundled dataset name (see `teachset datasets`), a folder with one sub-folder per class, or a CSV manifest (path,label[,group])")
+    p.add_argument("--size", type=int, default=64, help="square image size in pixels (default 64)")
+    p.add_argument("--channels", default=None, help="source channels for R,G,B of multi-channel TIFFs, e.g. 2,1,0 (recorded)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable image files (and list them) instead of stopping")
+
+
+def _add_feature_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--extractor", default="mobilenet_v2", help="frozen feature extractor (default mobilenet_v2; see `teachset features --list`)")
+    p.add_argument("--input-size", type=int, default=None, help="resize images to this size before the extractor (default: as loaded)")
+
+
+def _load(args):
+    from .data import load_dataset
+
+    dataset = load_dataset(args.dataset, image_size=args.size, channels=args.channels, skip_bad=args.skip_bad)
+    if dataset.skipped:
+        names = ", ".join(path for path, _ in dataset.skipped[:5])
+        print(f"skipped {len(dataset.skipped)} unreadable file(s): {names}{' ...' if len(dataset.skipped) > 5 else ''}", file=sys.stderr)
+    print(dataset.describe(), f"[fingerprint {dataset.fingerprint}]", file=sys.stderr)
+    return dataset
+
+
+def _parse_params(pairs: list[str]) -> dict:
+    params = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise TeachsetError(f"--param '{pair}' is not NAME=VALUE; write e.g. --param order=least")
+        key, value = pair.split("=", 1)
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def cmd_datasets(args) -> None:
+    from .data import BUNDLED
+
+    for d in BUNDLED.values():
+        state = "" if d.available() else "  [not installed: sudo apt-get install dataset-fashion-mnist]"
+        print(f"{d.name:<14} {d.description}{state}")
+
+
+def cmd_features(args) -> None:
+    from .features import EXTRACTORS, cache_dir, dataset_features
+
+    if args.list:
+        for spec in EXTRACTORS.values():
+            print(f"{spec.name:<13} {spec.description}")
+        return
+    if not args.dataset:
+        raise TeachsetError("give a dataset (or --list); e.g. teachset features elpv")
+    dataset = _load(args)
+    start = time.perf_counter()
+    features = dataset_features(dataset, args.extractor, args.input_size, args.weights, use_cache=not args.recompute)
+    seconds = time.perf_counter() - start
+    print(f"{features.shape[0]} x {features.shape[1]} features ({args.extractor}) in {seconds:.1f} s, cached under {cache_dir()}")
+
+
+def cmd_select(args) -> None:
+    from .features import dataset_features
+    from .methods import make_method, select_teaching_set
+
+    method = make_method(args.method, **_parse_params(args.param))
+    dataset = _load(args)
+    dataset.check_per_class(args.per_class)
+    features = dataset_features(dataset, args.extractor, args.input_size)
+    ts = select_teaching_set(method, dataset, features, args.per_class, seed=args.seed, extractor=args.extractor)
+    out = Path(args.out or f"teaching_sets/{dataset.name}-{args.method}-seed{args.seed}")
+    ts.save(out, overwrite=args.overwrite)
+    print(f"wrote {len(ts)} images ({args.method}, seed {args.seed}) to {out}")
+
+
+def cmd_evaluate(args) -> None:
+    from . import __version__
+    from .data import load_dataset
+    from .evaluate import Evaluator, format_table, summarize, write_results
+    from .features import dataset_features
+    from .pipeline import majority_rate
+    from .runs import new_run_dir
+    from .teaching_set import TeachingSet
+
+    sets = [TeachingSet.load(p) for p in args.teaching_sets]
+    evaluators: dict[str, Evaluator] = {}
+    rows = []
+    for ts in sets:
+        spec = dict(ts.dataset["spec"])
+        if args.dataset:
+            spec.update(source=args.dataset, skip_bad=args.skip_bad)
+        key = json.dumps(spec, sort_keys=True)
+        if key not in evaluators:
+            dataset = load_dataset(**spec)
+            evaluators[key] = Evaluator(dataset, dataset_features(dataset, args.extractor, args.input_size), args.extractor, args.input_size)
+        for row in evaluators[key].evaluate(ts, repeats=args.repeats, seed=args.seed):
+            row["teaching_set"] = str(Path(row["teaching_set"]).resolve())
+            rows.append(row)
+    summary = summarize(rows)
+    print(format_table(summary))
+    first = next(iter(evaluators.values())).dataset
+    out = new_run_dir(args.out, f"evaluate-{first.name}", vars(args) | {"func": None})
+    context = {"code_version": __version__, "options": {k: v for k, v in vars(args).items() if k != "func"},
+               "extractor": args.extractor, "majority_rate": majority_rate(first),
+               "dataset": {"name": first.name, "fingerprint": first.fingerprint, "spec": first.spec, "description": first.describe()}}
+    write_results(out, rows, summary, context)
+    print(f"results: {out / 'results.json'} (and results.csv, summary.csv); make a report with: teachset report {out}")
+
+
+def cmd_report(args) -> None:
+    from .report import write_report
+
+    print(f"report: {write_report(args.results, args.out)}")
+
+
+def cmd_demo(args) -> None:
+    from .evaluate import format_table
+    from .features import dataset_features
+    from .methods import SELECTION_METHODS
+    from .pipeline import run_selection_experiment
+    from .runs import new_run_dir
+
+    start = time.perf_counter()
+    methods = args.methods or list(SELECTION_METHODS)
+    dataset = _load(args)
+    dataset.check_per_class(args.per_class)
+    options = {k: v for k, v in vars(args).items() if k != "func"} | {"methods": methods}
+    run_dir = new_run_dir(args.out, f"demo-{dataset.name}", options)
+    features = dataset_features(dataset, args.extractor, args.input_size)
+    results = run_selection_experiment(dataset, features, run_dir, methods=methods, per_class=args.per_class,
+                                       repeats=args.repeats, extractor=args.extractor, input_size=args.input_size, options=options)
+    print(format_table(results["summary"]))
+    print(f"(always answering the majority class scores {results['majority_rate']:.3f})")
+    print(f"demo finished in {time.perf_counter() - start:.0f} s")
+    print(f"report: {run_dir / 'report.html'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="teachset",
+        description="Build small teaching sets that teach people the difference between image classes, and measure how well they teach.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("""
+teachset demo                      # the whole selection experiment on elpv, with an HTML report
+teachset datasets                  # the bundled datasets
+teachset select elpv --method kcenters --per-class 5 --out sets/kcenters
+teachset evaluate sets/kcenters --repeats 5
+"""))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, func, help, examples):
+        p = sub.add_parser(name, help=help, description=help, epilog=_examples(examples),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    command("datasets", cmd_datasets, "list the bundled datasets", "teachset datasets")
+
+    p = command("features", cmd_features, "compute (and cache) a dataset's features with a frozen extractor", """
+teachset features --list
+teachset features elpv                          # mobilenet_v2 at 64 px, cached
+teachset features path/to/folder --extractor alexnet --size 128
+teachset features elpv --extractor resnet50 --weights resnet50-0676ba61.pth
+""")
+    p.add_argument("dataset", nargs="?", help="a bundled dataset name, a class-per-folder folder, or a CSV manifest")
+    _add_dataset_args(p, positional=False)
+    _add_feature_args(p)
+    p.add_argument("--weights", default=None, help="a local torchvision weights file (resnet18/resnet50/mobilenet_v2)")
+    p.add_argument("--recompute", action="store_true", help="ignore the cache and compute again")
+    p.add_argument("--list", action="store_true", help="list the extractors")
+
+    from .methods import METHODS
+
+    p = command("select", cmd_select, "pick a teaching set of real images with a selection method and save it", f"""
+teachset select elpv --method kcenters --per-class 5 --out sets/elpv-kcenters
+teachset select elpv --method forgetting --param order=least --seed 3 --out sets/least-forgotten
+teachset select my_images/ --method medoids --per-class 3 --size 128 --out sets/mine
+methods: {', '.join(f'{m} ({c.summary})' for m, c in METHODS.items())}
+""")
+    _add_dataset_args(p)
+    _add_feature_args(p)
+    p.add_argument("--method", required=True, choices=list(METHODS))
+    p.add_argument("--per-class", type=int, default=5, help="teaching images per class (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="a method parameter, e.g. order=least (repeatable)")
+    p.add_argument("--out", default=None, help="the teaching-set folder to write (default teaching_sets/<dataset>-<method>-seed<seed>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+
+    p = command("evaluate", cmd_evaluate, "score teaching sets with fresh LC and NN proxy students", """
+teachset evaluate sets/elpv-kcenters sets/elpv-random --repeats 5
+teachset evaluate sets/mine --dataset my_images/ --extractor alexnet
+""")
+    p.add_argument("teaching_sets", nargs="+", help="teaching-set folders")
+    p.add_argument("--dataset", default=None, help="the dataset to score on (default: the one recorded in each teaching set)")
+    p.add_argument("--skip-bad", action="store_true", help="with --dataset: leave out unreadable files")
+    _add_feature_args(p)
+    p.add_argument("--repeats", type=int, default=5, help="fresh students per teaching set and student kind (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="first student seed")
+    p.add_argument("--out", default="runs", help="folder under which a numbered results folder is made (default runs)")
+
+    p = command("report", cmd_report, "write the HTML report of an evaluation or demo run", """
+teachset report runs/00000-demo-elpv
+teachset report runs/00001-evaluate-elpv/results.json --out report.html
+""")
+    p.add_argument("results", help="a run folder or its results.json")
+    p.add_argument("--out", default=None, help="the HTML file (default: report.html beside results.json)")
+
+    p = command("demo", cmd_demo, "every selection method on a bundled dataset, fresh LC and NN students, an HTML report", """
+teachset demo                                  # elpv, 5 per class, 5 repeats
+teachset demo --dataset digits --per-class 2 --repeats 3
+teachset demo --methods random kcenters --extractor alexnet
+""")
+    p.add_argument("--dataset", default="elpv", help="dataset (default elpv)")
+    _add_dataset_args(p, positional=False)
+    _add_feature_args(p)
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=None, help="default: all")
+    p.add_argument("--per-class", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=5, help="teaching sets per method (seeds 0..R-1), each scored by fresh students")
+    p.add_argument("--out", default="runs", help="folder under which the numbered run folder is made (default runs)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except TeachsetError as error:
+        print(f"teachset: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("teachset: interrupted; finished artifacts are kept, unfinished ones were not written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

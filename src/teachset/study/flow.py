@@ -1,0 +1,243 @@
+"""The study's state machine: the server, not the browser, decides what a participant does next.
+
+    consent -> teaching -> quiz (each teaching image, unlabeled) -> test -> done
+
+A session is made at consent: the condition is assigned there (the least filled among completed
+and recently started sessions, inside the write transaction that inserts the session, under a
+lock of the study row) and the plan is drawn (quiz and test orders, from the study seed and the
+participant). Each answer is one transaction: lock the session, store the trial row, advance.
+An answer is accepted only for the trial the session is at; a repeat of a stored answer (a
+retried request) is acknowledged again without a write; a different answer to a stored trial,
+an answer out of order, and anything after completion are refused. The true label of a test
+image is never in a response.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from .db import Database, events, sessions, studies, trials, utcnow
+from .design import Stimulus, StudyDesign
+from .identity import ParticipantId, new_session_token
+
+TRIAL_PHASES = ("quiz", "test")
+EVENT_KINDS = ("show_teaching_set", "hide_teaching_set")
+PAGE_OF_PHASE = {"teaching": "/teach", "quiz": "/trial", "test": "/trial", "done": "/done"}
+
+
+class FlowError(Exception):
+    """A request the state machine refuses: an HTTP status and a message a person can act on."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Answer:
+    phase: str
+    trial: int
+    stimulus: str
+    answer: int
+    rt_ms: int
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    kind: str
+    duration_ms: int | None
+
+
+class StudyFlow:
+    """Every state change of a participant's session, for one study on one database."""
+
+    def __init__(self, design: StudyDesign, db: Database, participant_key: str):
+        self.design = design
+        self.db = db
+        self.key = participant_key
+        self.stimuli: dict[str, Stimulus] = {s.token: s for s in design.test_pool}
+        for condition in design.conditions:
+            self.stimuli.update({s.token: s for s in condition.quiz})
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def session(self, token: str) -> Row | None:
+        with self.db.read() as conn:
+            return self._find(conn, token)
+
+    def session_of(self, participant: ParticipantId) -> Row | None:
+        with self.db.read() as conn:
+            return conn.execute(
+                sessions.select().where(sessions.c.study_id == self.design.uid,
+                                        sessions.c.participant_hash == participant.hashed(self.key))
+            ).first()
+
+    def state(self, session: Row) -> dict:
+        """What the participant does now; for a trial, its stimulus (never its label)."""
+        state = {"phase": session.phase, "url": PAGE_OF_PHASE[session.phase]}
+        if session.phase in TRIAL_PHASES:
+            order = session.plan[session.phase]
+            token = order[session.position]
+            state.update(trial=session.position, total=len(order), stimulus=token, image=f"/img/{token}.png")
+        return state
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def start(self, participant: ParticipantId) -> Row:
+        """The participant's session: the existing one (one per participant id), or a new one."""
+        participant_hash = participant.hashed(self.key)
+        try:
+            with self.db.write() as conn:
+                # the study row lock serialises assignments on PostgreSQL (SQLite: BEGIN IMMEDIATE)
+                conn.execute(select(studies.c.id).where(studies.c.id == self.design.uid).with_for_update())
+                existing = conn.execute(
+                    sessions.select().where(sessions.c.study_id == self.design.uid,
+                                            sessions.c.participant_hash == participant_hash)
+                ).first()
+                if existing is not None:
+                    return existing
+                now = utcnow()
+                condition = self._least_filled(conn, participant_hash, now)
+                values = dict(
+                    study_id=self.design.uid, token=new_session_token(), participant_hash=participant_hash,
+                    id_source=participant.source, condition=condition, plan=self._plan(condition, participant_hash),
+                    phase="teaching", position=0, shown_at=None, started_at=now, updated_at=now,
+                )
+                conn.execute(sessions.insert().values(**values))
+                return self._find(conn, values["token"])
+        except IntegrityError:  # a concurrent request of the same participant won (not reachable under the lock)
+            existing = self.session_of(participant)
+            if existing is None:
+                raise
+            return existing
+
+    def finish_teaching(self, token: str) -> dict:
+        with self.db.write() as conn:
+            session = self._lock(conn, token)
+            if session.phase == "teaching":
+                now = utcnow()
+                phase = "quiz" if session.plan["quiz"] else "test"
+                conn.execute(sessions.update().where(sessions.c.id == session.id)
+                             .values(phase=phase, position=0, shown_at=now, updated_at=now))
+                conn.execute(events.insert().values(session_id=session.id, event_id="teaching_done",
+                                                    kind="teaching_done", phase="teaching", position=0, at=now))
+                session = self._find(conn, token)
+            return self.state(session)
+
+    def answer(self, token: str, answer: Answer) -> dict:
+        with self.db.write() as conn:
+            session = self._lock(conn, token)
+            stored = conn.execute(
+                trials.select().where(trials.c.session_id == session.id, trials.c.phase == answer.phase,
+                                      trials.c.trial_index == answer.trial)
+            ).first()
+            if stored is not None:
+                if stored.stimulus == answer.stimulus and stored.answer == answer.answer:
+                    return self._answered(session, answer.phase, stored.stimulus, stored.correct, duplicate=True)
+                raise FlowError(409, f"{answer.phase} trial {answer.trial} was already answered; reload the page to go on")
+            if session.phase == "done":
+                raise FlowError(409, "this session is complete: no more answers are accepted")
+            if session.phase != answer.phase or session.position != answer.trial:
+                where = f"{session.phase} trial {session.position}" if session.phase in TRIAL_PHASES else f"the {session.phase} page"
+                raise FlowError(409, f"the session is at {where}, not {answer.phase} trial {answer.trial}; reload the page to go on")
+            order = session.plan[session.phase]
+            if answer.stimulus != order[session.position]:
+                raise FlowError(400, "the stimulus does not match this trial; reload the page to go on")
+            stimulus = self.stimuli[answer.stimulus]
+            correct = answer.answer == stimulus.label
+            now = utcnow()
+            conn.execute(trials.insert().values(
+                session_id=session.id, phase=answer.phase, trial_index=answer.trial, stimulus=answer.stimulus,
+                item=stimulus.item, label=stimulus.label, answer=answer.answer, correct=correct,
+                rt_ms=answer.rt_ms, shown_at=session.shown_at, answered_at=now,
+            ))
+            conn.execute(sessions.update().where(sessions.c.id == session.id).values(**self._advance(session, now)))
+            session = self._find(conn, token)
+            return self._answered(session, answer.phase, answer.stimulus, correct, duplicate=False)
+
+    def event(self, token: str, event: Event) -> dict:
+        with self.db.write() as conn:
+            session = self._lock(conn, token)
+            stored = conn.execute(
+                select(events.c.id).where(events.c.session_id == session.id, events.c.event_id == event.event_id)
+            ).first()
+            if stored is not None:
+                return {"recorded": True, "duplicate": True}
+            if session.phase == "done":
+                raise FlowError(409, "this session is complete: no more events are accepted")
+            if session.phase not in TRIAL_PHASES:
+                raise FlowError(409, "the teaching set can be reopened during the quiz and the test only")
+            conn.execute(events.insert().values(
+                session_id=session.id, event_id=event.event_id, kind=event.kind, phase=session.phase,
+                position=session.position, duration_ms=event.duration_ms, at=utcnow(),
+            ))
+            return {"recorded": True, "duplicate": False}
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _find(self, conn: Connection, token: str) -> Row | None:
+        return conn.execute(
+            sessions.select().where(sessions.c.token == token, sessions.c.study_id == self.design.uid)
+        ).first()
+
+    def _lock(self, conn: Connection, token: str) -> Row:
+        session = conn.execute(
+            sessions.select().where(sessions.c.token == token, sessions.c.study_id == self.design.uid).with_for_update()
+        ).first()
+        if session is None:
+            raise FlowError(403, "unknown session; open the study link again")
+        return session
+
+    def _least_filled(self, conn: Connection, participant_hash: str, now) -> str:
+        cutoff = now - timedelta(minutes=self.design.assign_window_minutes)
+        rows = conn.execute(
+            select(sessions.c.condition, func.count())
+            .where(sessions.c.study_id == self.design.uid,
+                   or_(sessions.c.completed_at.is_not(None), sessions.c.started_at >= cutoff))
+            .group_by(sessions.c.condition)
+        )
+        counts = {name: 0 for name in self.design.condition_names}
+        for condition, count in rows:
+            if condition in counts:
+                counts[condition] = count
+        least = min(counts.values())
+        candidates = [name for name, count in counts.items() if count == least]
+        return random.Random(f"{self.design.seed}:assign:{participant_hash}").choice(candidates)
+
+    def _plan(self, condition: str, participant_hash: str) -> dict:
+        rng = random.Random(f"{self.design.seed}:plan:{participant_hash}")
+        quiz = [s.token for s in self.design.condition(condition).quiz]
+        rng.shuffle(quiz)
+        pool = [s.token for s in self.design.test_pool]
+        if self.design.test_mode == "per_participant":
+            test = rng.sample(pool, self.design.test_count)
+        else:
+            test = rng.sample(pool, len(pool))
+        return {"quiz": quiz, "test": test}
+
+    def _advance(self, session: Row, now) -> dict:
+        values = {"position": session.position + 1, "shown_at": now, "updated_at": now}
+        if values["position"] < len(session.plan[session.phase]):
+            return values
+        if session.phase == "quiz" and session.plan["test"]:
+            return {**values, "phase": "test", "position": 0}
+        code = self.design.completion_code or secrets.token_hex(4).upper()
+        return {**values, "phase": "done", "position": 0, "shown_at": None, "completed_at": now,
+                "completion_code": code}
+
+    def _answered(self, session: Row, phase: str, stimulus: str, correct: bool, duplicate: bool) -> dict:
+        response = {"recorded": True, "duplicate": duplicate, "state": self.state(session)}
+        if phase == "quiz" and self.design.quiz_feedback:
+            # a quiz image is a teaching image, whose label the teaching page shows anyway
+            label = self.stimuli[stimulus].label
+            response["feedback"] = {"correct": bool(correct), "label": self.design.class_names[label]}
+        return response
