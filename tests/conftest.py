@@ -1,0 +1,36 @@
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Tests never download, and keep their feature cache out of the user's.
+os.environ["TEACHSET_OFFLINE"] = "1"
+os.environ.setdefault("TEACHSET_CACHE", tempfile.mkdtemp(prefix="teachset-test-cache-"))
+
+
+def write_image(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode=mode).save(path) if mode else Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """Two classes of 6 small gray images: 'bright' (mean ~200) and 'dark' (mean ~50)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    for name, level in (("bright", 200), ("dark", 50)):
+        for i in range(6):
+            pixels = np.clip(rng.normal(level, 20, size=(20, 20)), 0, 255).astype(np.uint8)
+            write_image(root / name / f"{i}.png", pixels)
+    return root
+
+
+@pytest.fixture(scope="session")
+def digits16():
+    from teachset.data import load_dataset
+
+    return load_dataset("digits", image_size=16)

@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from teachset.cli import build_parser, main
+
+
+def test_every_command_has_worked_examples(capsys):
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert {"datasets", "features", "select", "evaluate", "report", "demo"} <= set(commands)
+    for name, sub in commands.items():
+        assert "examples:" in sub.format_help() and f"teachset {name}" in sub.format_help(), name
+
+
+def test_select_evaluate_report_on_a_user_folder(image_folder, tmp_path, capsys):
+    out = tmp_path / "set"
+    assert main(["select", str(image_folder), "--size", "16", "--method", "medoids", "--per-class", "2",
+                 "--extractor", "pixels", "--out", str(out)]) == 0
+    assert main(["evaluate", str(out), "--extractor", "pixels", "--repeats", "2", "--out", str(tmp_path / "runs")]) == 0
+    printed = capsys.readouterr().out
+    assert "medoids" in printed and "LC accuracy" in printed
+    run = next((tmp_path / "runs").iterdir())
+    results = json.loads((run / "results.json").read_text())
+    assert len(results["rows"]) == 4 and results["summary"][0]["n"] == 2
+    assert (run / "results.csv").read_text().startswith("method,teaching_set,set_seed,student")
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert page.count("data:image/png;base64") == 4 and "<svg" in page and "bright" in page
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
+    assert main(["select", str(tmp_path / "nowhere"), "--method", "random"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("teachset: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not a teaching set" in capsys.readouterr().err
+    assert main(["select", "digits", "--method", "forgetting", "--param", "nonsense"]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def test_datasets_and_extractors_are_listed(capsys):
+    assert main(["datasets"]) == 0 and main(["features", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "elpv" in out and "2/3" in out and "mobilenet_v2" in out and "scattering" in out
+
+
+@pytest.mark.slow
+def test_demo_on_elpv_end_to_end(tmp_path, capsys):
+    """The README's demo, as a user runs it: every method on elpv, 5 repeats, report written."""
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    run = next(tmp_path.iterdir())
+    assert f"report: {run / 'report.html'}" in out
+    results = json.loads((run / "results.json").read_text())
+    assert {r["method"] for r in results["summary"]} == {"random", "kcenters", "forgetting", "herding", "medoids"}
+    assert all(r["n"] == 5 for r in results["summary"])
+    assert all(row["n_test"] == 2329 - 10 for row in results["rows"])
+    means = [r["mean"] for r in results["summary"]]
+    assert len(set(means)) > 3  # the methods teach differently
+    assert json.loads((run / "options.json").read_text())["per_class"] == 5
+    assert (run / "report.html").read_text().count("data:image/png;base64") == 50

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from teachset.errors import TeachsetError
+from teachset.evaluate import Evaluator, held_out_index, interval, proxy_accuracy, summarize
+from teachset.features import dataset_features
+from teachset.methods import select_teaching_set
+
+
+@pytest.fixture(scope="module")
+def evaluator(digits16):
+    return Evaluator(digits16, dataset_features(digits16, "pixels", progress=False), "pixels")
+
+
+def test_rows_per_student_and_repeat_with_teaching_images_removed(digits16, evaluator):
+    ts = select_teaching_set("random", digits16, evaluator.features, per_class=2, seed=0)
+    rows = evaluator.evaluate(ts, repeats=3, seed=10)
+    assert [(r["student"], r["student_seed"]) for r in rows] == [("lc", 10), ("lc", 11), ("lc", 12), ("nn", 10), ("nn", 11), ("nn", 12)]
+    assert all(r["n_test"] == len(digits16) - 20 for r in rows)
+    held = held_out_index(ts, digits16)
+    assert not set(np.array(digits16.ids)[held]) & set(ts.source_ids)
+    assert all(0.5 < r["accuracy"] <= 1 for r in rows)  # two digits per class already teach pixels-space students
+
+
+def test_teaching_set_from_another_dataset_is_refused(digits16, evaluator):
+    ts = select_teaching_set("random", digits16, evaluator.features, per_class=1)
+    ts.dataset = {**ts.dataset, "fingerprint": "0000"}
+    with pytest.raises(TeachsetError, match="made from dataset 0000"):
+        evaluator.evaluate(ts)
+
+
+def test_interval_is_the_student_t_interval():
+    values = [0.6, 0.7, 0.65, 0.72, 0.68]
+    got = interval(values)
+    low, high = stats.t.interval(0.95, 4, loc=np.mean(values), scale=stats.sem(values))
+    assert got["n"] == 5 and np.isclose(got["ci_low"], low) and np.isclose(got["ci_high"], high)
+    assert interval([0.5])["ci_low"] is None
+    rows = [{"method": m, "student": s, "accuracy": a} for m, s, a in [("a", "lc", 0.1), ("a", "lc", 0.3), ("b", "nn", 1.0)]]
+    assert [(r["method"], r["student"], r["mean"]) for r in summarize(rows)] == [("a", "lc", 0.2), ("b", "nn", 1.0)]
+
+
+def test_proxy_accuracy_on_given_test_images(digits16, evaluator):
+    ts = select_teaching_set("kcenters", digits16, evaluator.features, per_class=2)
+    test_index = held_out_index(ts, digits16)[:100]
+    got = proxy_accuracy(ts, digits16, test_index, extractor="pixels", repeats=2)
+    assert set(got) == {"lc", "nn"} and all(0.5 < v <= 1 for v in got.values())
