@@ -54,7 +54,7 @@ def accuracy_chart_svg(summary: list[dict], majority: float | None) -> str:
     methods = list(dict.fromkeys(r["method"] for r in summary))
     students = list(dict.fromkeys(r["student"] for r in summary))
     cell = {(r["method"], r["student"]): r for r in summary}
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(methods) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(methods) + 2) + 2.2, 3.6))
     width = 0.8 / len(students)
     x = np.arange(len(methods))
     for j, s in enumerate(students):
@@ -67,7 +67,7 @@ def accuracy_chart_svg(summary: list[dict], majority: float | None) -> str:
     ax.set_xticks(x, methods)
     ax.set_ylabel("accuracy on the dataset\n(teaching images removed)")
     ax.set_ylim(0, 1)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.set_title("accuracy per method and student, mean and 95% interval", fontsize=10)
     fig.tight_layout()
     buffer = io.StringIO()
