@@ -152,6 +152,110 @@ def cmd_demo(args) -> None:
     print(f"report: {run_dir / 'report.html'}")
 
 
+def cmd_generator_train(args) -> None:
+    import shlex
+
+    from .generators.train import GeneratorTrainer, TrainOptions
+    from .runs import new_run_dir
+
+    options = TrainOptions(latent_dim=args.latent_dim, width=args.width, batch_size=args.batch_size, lr=args.lr,
+                           minutes=args.minutes, steps=args.steps, adversarial_start=args.adversarial_start,
+                           adversarial_weight=args.adversarial_weight, flip=args.flip, seed=args.seed,
+                           sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
+    if options.minutes is None and options.steps is None:
+        raise TeachsetError("give a budget: --minutes M and/or --steps N")
+    dataset = _load(args)
+    command = "teachset " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("teachset") else ""
+    if args.resume:
+        run_dir = Path(args.resume)
+        saved = json.loads((run_dir / "options.json").read_text())["train"]
+        trainer = GeneratorTrainer(dataset, TrainOptions(**saved), run_dir)
+        trainer.load_resume()
+        print(f"resuming {run_dir} at step {trainer.step}", file=sys.stderr)
+    else:
+        from dataclasses import asdict
+
+        run_dir = new_run_dir(args.out, f"generator-{dataset.name}-{dataset.image_size}px",
+                              {"dataset": dataset.spec, "train": asdict(options), "command": command})
+        trainer = GeneratorTrainer(dataset, options, run_dir)
+    checkpoint = trainer.run(command)
+    print(f"generator: {checkpoint} ({trainer.step} steps, {trainer.elapsed / 60:.1f} min); samples in {run_dir / 'samples'}")
+
+
+def _load_generator(args):
+    from .generators import load_generator
+
+    options = {}
+    if getattr(args, "latent_dim", None):
+        options["latent_dim"] = args.latent_dim
+    if getattr(args, "num_classes", None):
+        options["num_classes"] = args.num_classes
+    if getattr(args, "conditional", False):
+        options["conditional"] = True
+    return load_generator(args.generator, **options)
+
+
+def _generator_dataset(generator, args):
+    """The dataset a generator was trained on (recorded in its checkpoint), or --dataset."""
+    from .data import load_dataset
+
+    recorded = getattr(generator, "meta", {}).get("dataset")
+    if args.dataset:
+        dataset = load_dataset(args.dataset, image_size=generator.image_size, channels=args.channels, skip_bad=args.skip_bad)
+    elif recorded:
+        dataset = load_dataset(**recorded["spec"])
+    else:
+        raise TeachsetError("this generator records no dataset; give the real images with --dataset")
+    if (dataset.image_size, dataset.channels) != (generator.image_size, generator.channels):
+        raise TeachsetError(f"the generator makes {generator.channels}x{generator.image_size}px images but the dataset has "
+                            f"{dataset.channels}x{dataset.image_size}px; load the dataset at the generator's size")
+    return dataset
+
+
+def cmd_generator_eval(args) -> None:
+    from .data.splits import stratified_holdout
+    from .generators.quality import evaluate_generator, format_quality
+
+    generator = _load_generator(args)
+    dataset = _generator_dataset(generator, args)
+    held = getattr(generator, "meta", {}).get("held_out_ids")
+    if not held:
+        held = [dataset.ids[i] for i in stratified_holdout(dataset.labels, 0.2, args.seed)[1]]
+    out = Path(args.out or (Path(args.generator).parent / "eval" if Path(args.generator).is_dir() else "generator-eval"))
+    results = evaluate_generator(generator, dataset, held, out, seed=args.seed)
+    print(format_quality(results))
+    print(f"quality.json and sample grids (with each sample's nearest real image) in {out}")
+
+
+def cmd_generator_invert(args) -> None:
+    import numpy as np
+    import torch
+
+    from .atomic import write_json
+    from .generators.invert import invert, to_uint8
+    from .teaching_set import TeachingSet
+
+    generator = _load_generator(args)
+    source = TeachingSet.load(args.teaching_set)
+    if source.images.shape[1:] != (generator.channels, generator.image_size, generator.image_size):
+        raise TeachsetError(f"the teaching set's images are {source.images.shape[1:]}, the generator makes "
+                            f"{(generator.channels, generator.image_size, generator.image_size)}; use a generator of the same size")
+    labels = torch.from_numpy(source.labels)
+    z, report = invert(generator, source.tensor(), labels, steps=args.steps, lr=args.lr)
+    with torch.no_grad():
+        images = generator.generate(z, labels)
+    inverted = TeachingSet(images=to_uint8(images), labels=source.labels.copy(), class_names=source.class_names,
+                           method=f"inverted-{source.method}", params={"source": source.params, "steps": args.steps, "lr": args.lr,
+                           "generator": str(args.generator)}, seed=source.seed, dataset=source.dataset,
+                           source_ids=source.source_ids, latents=z.numpy().astype(np.float32))
+    inverted.save(args.out, overwrite=args.overwrite)
+    write_json(Path(args.out) / "inversion.json", report)
+    e, r = report["encoder"], report["refined"]
+    print(f"LPIPS-AlexNet {e['lpips_alexnet']:.3f} -> {r['lpips_alexnet']:.3f}, LPIPS-VGG {e['lpips_vgg16']:.3f} -> "
+          f"{r['lpips_vgg16']:.3f}, feature distance {e['feature_distance']:.3f} -> {r['feature_distance']:.3f} (encoder -> refined)")
+    print(f"wrote the inverted teaching set (with its latent codes) to {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="teachset",
@@ -234,6 +338,67 @@ teachset demo --methods random kcenters --extractor alexnet
     p.add_argument("--per-class", type=int, default=5)
     p.add_argument("--repeats", type=int, default=5, help="teaching sets per method (seeds 0..R-1), each scored by fresh students")
     p.add_argument("--out", default="runs", help="folder under which the numbered run folder is made (default runs)")
+
+    p = command("generator", None, "train, evaluate and invert image generators", """
+teachset generator train elpv --minutes 30 --flip
+teachset generator eval runs/00003-generator-elpv-64px/checkpoint
+teachset generator invert runs/00003-generator-elpv-64px/checkpoint sets/elpv-kcenters --out sets/kcenters-inverted
+""")
+    gsub = p.add_subparsers(dest="generator_command", required=True, metavar="COMMAND")
+
+    def gcommand(name, func, help, examples):
+        q = gsub.add_parser(name, help=help, description=help, epilog=_examples(examples),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        q.set_defaults(func=func)
+        return q
+
+    q = gcommand("train", cmd_generator_train, "train the autoencoder generator on a dataset (CPU-friendly; resumable)", """
+teachset generator train elpv --minutes 30 --flip          # the recommended budget on 2 CPU cores
+teachset generator train my_cells/ --size 128 --steps 20000
+teachset generator train elpv --resume runs/00003-generator-elpv-64px   # continue an interrupted run
+""")
+    _add_dataset_args(q)
+    q.add_argument("--minutes", type=float, default=None, help="training-time budget in minutes")
+    q.add_argument("--steps", type=int, default=None, help="step budget (whichever budget ends first)")
+    q.add_argument("--latent-dim", type=int, default=128)
+    q.add_argument("--width", type=int, default=16, help="channels of the highest-resolution block (doubles per level)")
+    q.add_argument("--batch-size", type=int, default=32)
+    q.add_argument("--lr", type=float, default=1e-3)
+    q.add_argument("--adversarial-start", type=float, default=0.4, help="fraction of the budget before the adversarial term starts")
+    q.add_argument("--adversarial-weight", type=float, default=0.05)
+    q.add_argument("--flip", action="store_true", help="random flips (only where flips keep the class, as on elpv)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--sample-every", type=int, default=500)
+    q.add_argument("--checkpoint-every", type=int, default=1000)
+    q.add_argument("--resume", default=None, help="a run folder to continue")
+    q.add_argument("--out", default="runs")
+
+    def add_generator_arg(q):
+        q.add_argument("generator", help="a checkpoint folder, or a TorchScript file (z -> image or (z, y) -> image)")
+        q.add_argument("--latent-dim", type=int, default=None, help="TorchScript only: latent size, if the module does not declare it")
+        q.add_argument("--num-classes", type=int, default=None, help="TorchScript only: number of classes")
+        q.add_argument("--conditional", action="store_true", help="TorchScript only: the module takes (z, y)")
+
+    q = gcommand("eval", cmd_generator_eval, "measure a generator against held-out real images (KID/FID with floor, class consistency, diversity, two-sample, memorisation)", """
+teachset generator eval runs/00003-generator-elpv-64px/checkpoint
+teachset generator eval stylegan.pt --latent-dim 512 --num-classes 2 --conditional --dataset my_cells/
+""")
+    add_generator_arg(q)
+    _add_dataset_args(q, positional=False)
+    q.add_argument("--dataset", default=None, help="the real images (default: the dataset recorded in the checkpoint)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default=None, help="output folder (default: eval/ beside the checkpoint)")
+
+    q = gcommand("invert", cmd_generator_invert, "find latent codes that reproduce a teaching set's images; write them as a teaching set", """
+teachset generator invert runs/00003-generator-elpv-64px/checkpoint sets/elpv-kcenters --out sets/kcenters-inverted
+teachset generator invert teachset:elpv-64 sets/elpv-medoids --steps 500 --out sets/medoids-inverted
+""")
+    add_generator_arg(q)
+    q.add_argument("teaching_set", help="a teaching-set folder")
+    q.add_argument("--steps", type=int, default=200, help="optimisation steps after the encoder (default 200)")
+    q.add_argument("--lr", type=float, default=0.03)
+    q.add_argument("--out", required=True, help="the teaching-set folder to write")
+    q.add_argument("--overwrite", action="store_true")
     return parser
 
 

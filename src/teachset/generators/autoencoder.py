@@ -1,0 +1,101 @@
+"""An autoencoder generator that trains on a CPU.
+
+Encoder: conv blocks halving the size down to 4x4, then a linear layer to z (latent_dim).
+Decoder: a linear layer to 4x4, then blocks that double the size (nearest upsampling + two 3x3
+convs, GroupNorm, SiLU), a last 3x3 conv and a sigmoid. One level per factor of two, so it runs
+at 32, 64 and 128 px. Its latent space covers the real images (every real image has a code:
+its encoding), and a Gaussian per class fitted to the training codes is the prior to sample
+from (`sample_latents`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from ..errors import TeachsetError
+from .base import Generator
+
+
+def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(min(8, cout // 4), cout), nn.SiLU(),
+        nn.Conv2d(cout, cout, 3, 1, 1), nn.GroupNorm(min(8, cout // 4), cout), nn.SiLU(),
+    )
+
+
+def _widths(image_size: int, width: int, max_width: int) -> list[int]:
+    levels = int(math.log2(image_size // 4))
+    return [min(width * 2**i, max_width) for i in range(levels)]
+
+
+class Autoencoder(Generator):
+    kind = "autoencoder"
+
+    def __init__(self, image_size: int = 64, channels: int = 1, latent_dim: int = 128, width: int = 32,
+                 max_width: int = 256, num_classes: int = 2, class_names: list[str] | None = None):
+        super().__init__()
+        if image_size < 8 or image_size & (image_size - 1):
+            raise TeachsetError(f"the autoencoder needs a power-of-two image size of at least 8, got {image_size}")
+        self.image_size, self.channels, self.latent_dim, self.width, self.max_width = image_size, channels, latent_dim, width, max_width
+        self.num_classes = num_classes
+        self.class_names = class_names or [str(i) for i in range(num_classes)]
+        widths = _widths(image_size, width, max_width)
+        top = widths[-1]
+        down, cin = [nn.Conv2d(channels, widths[0], 3, 1, 1)], widths[0]
+        for w in widths:
+            down.append(_block(cin, w, stride=2))
+            cin = w
+        self.encoder = nn.Sequential(*down, nn.Flatten(), nn.Linear(top * 16, latent_dim))
+        self.project = nn.Linear(latent_dim, top * 16)
+        up, cin = [], top
+        for w in reversed(widths):
+            up += [nn.Upsample(scale_factor=2, mode="nearest"), _block(cin, w)]
+            cin = w
+        self.decoder = nn.Sequential(*up, nn.Conv2d(cin, channels, 3, 1, 1))
+        self.register_buffer("prior_mean", torch.zeros(num_classes, latent_dim))
+        self.register_buffer("prior_chol", torch.eye(latent_dim).repeat(num_classes, 1, 1))
+
+    def config(self) -> dict:
+        return {"image_size": self.image_size, "channels": self.channels, "latent_dim": self.latent_dim, "width": self.width,
+                "max_width": self.max_width, "num_classes": self.num_classes, "class_names": self.class_names}
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        assert images.shape[1:] == (self.channels, self.image_size, self.image_size), images.shape
+        return self.encoder(images * 2 - 1)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        assert z.ndim == 2 and z.shape[1] == self.latent_dim, z.shape
+        top = self.project(z).view(len(z), -1, 4, 4)
+        return torch.sigmoid(self.decoder(top))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.generate(self.encode(images))
+
+    @torch.no_grad()
+    def fit_prior(self, z: torch.Tensor, y: torch.Tensor, shrinkage: float = 0.05) -> None:
+        """A Gaussian per class over training codes; covariance shrunk towards its diagonal mean."""
+        for c in range(self.num_classes):
+            zc = z[y == c].double()
+            mean = zc.mean(0)
+            cov = torch.cov(zc.T) if len(zc) > 1 else torch.zeros(self.latent_dim, self.latent_dim, dtype=torch.float64)
+            target = torch.eye(self.latent_dim, dtype=torch.float64) * cov.diagonal().mean().clamp_min(1e-6)
+            cov = (1 - shrinkage) * cov + shrinkage * target
+            self.prior_mean[c] = mean.float()
+            self.prior_chol[c] = torch.linalg.cholesky(cov).float()
+
+    def sample_latents(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self._from_whitened(torch.randn(len(y), self.latent_dim, generator=generator), y)
+
+    def _to_whitened(self, z, y):
+        diff = (z - self.prior_mean[y]).unsqueeze(-1)
+        return torch.linalg.solve_triangular(self.prior_chol[y], diff, upper=False).squeeze(-1)
+
+    def _from_whitened(self, w, y):
+        return self.prior_mean[y] + torch.einsum("nij,nj->ni", self.prior_chol[y], w)
+
+    def prior_nll(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-code squared Mahalanobis distance to its class's Gaussian (the teacher's realism penalty)."""
+        return self._to_whitened(z, y).pow(2).sum(1)

@@ -1,0 +1,236 @@
+"""Training the autoencoder generator on a CPU: reconstruction (L1 + LPIPS), then an adversarial
+term with differentiable augmentation that sharpens reconstructions and same-class interpolations.
+
+A run folder holds options.json (written first), metrics.jsonl, samples/stepNNNNNN.png (held-out
+reconstructions, then prior samples per class), checkpoint/ (the EMA generator with its fitted
+class prior; atomic) and resume.pt (everything needed to continue; atomic). Interrupting with
+Ctrl-C writes both before exiting; `resume=True` continues where the run stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..data import ImageDataset
+from ..data.splits import stratified_holdout
+from ..errors import TeachsetError
+from ..features.lpips import LPIPS
+from ..report.grid import save_grid
+from .autoencoder import Autoencoder
+from .base import save_generator
+
+MIN_IMAGES_PER_CLASS = 10
+
+
+@dataclass
+class TrainOptions:
+    latent_dim: int = 128
+    width: int = 16
+    batch_size: int = 32
+    lr: float = 1e-3
+    minutes: float | None = 30.0
+    steps: int | None = None
+    lpips_weight: float = 1.0
+    adversarial_start: float = 0.4  # fraction of the budget spent on reconstruction alone
+    adversarial_weight: float = 0.05
+    disc_lr: float = 2e-4
+    ema: float = 0.999
+    flip: bool = False  # random horizontal and vertical flips (only where they keep the class)
+    holdout: float = 0.2
+    seed: int = 0
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+
+
+class PatchDiscriminator(nn.Module):
+    """Real-vs-generated logits per 8x8-ish patch; spectral-normalised convs."""
+
+    def __init__(self, channels: int, width: int = 32):
+        super().__init__()
+        sn = nn.utils.spectral_norm
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(channels, width, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(width, width * 2, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(width * 2, width * 4, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(width * 4, 1, 3, 1, 1)),
+        )
+
+    def forward(self, x):
+        return self.net(x * 2 - 1)
+
+
+def diff_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """DiffAugment (Zhao et al. 2020): random brightness and translation, differentiable in x."""
+    n, _, h, w = x.shape
+    x = x + (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.4
+    shift = max(1, h // 8)
+    dx, dy = (torch.randint(-shift, shift + 1, (2,), generator=generator)).tolist()
+    x = F.pad(x, (shift, shift, shift, shift), mode="replicate")
+    return x[:, :, shift + dy : shift + dy + h, shift + dx : shift + dx + w]
+
+
+def _flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    if torch.rand(1, generator=generator) < 0.5:
+        x = x.flip(-1)
+    if torch.rand(1, generator=generator) < 0.5:
+        x = x.flip(-2)
+    return x
+
+
+def _same_class_partners(y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    partner = torch.arange(len(y))
+    for c in y.unique():
+        members = torch.nonzero(y == c).flatten()
+        partner[members] = members[torch.randperm(len(members), generator=generator)]
+    return partner
+
+
+def check_trainable(dataset: ImageDataset) -> None:
+    if dataset.image_size & (dataset.image_size - 1) or dataset.image_size < 32:
+        raise TeachsetError(f"the generator trains at power-of-two sizes of 32 px or more (32, 64, 128); use --size 64, not {dataset.image_size}")
+    small = {k: v for k, v in dataset.class_counts().items() if v < MIN_IMAGES_PER_CLASS}
+    if small:
+        raise TeachsetError(f"class(es) {small} have fewer than {MIN_IMAGES_PER_CLASS} images: too few to train a generator on; add images or use a selection method")
+
+
+class GeneratorTrainer:
+    def __init__(self, dataset: ImageDataset, options: TrainOptions, run_dir: Path):
+        check_trainable(dataset)
+        self.dataset, self.options, self.run_dir = dataset, options, Path(run_dir)
+        self.train_index, self.held_index = stratified_holdout(dataset.labels, options.holdout, options.seed)
+        torch.manual_seed(options.seed)
+        self.model = Autoencoder(dataset.image_size, dataset.channels, options.latent_dim, options.width,
+                                 num_classes=dataset.num_classes, class_names=dataset.class_names)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        self.disc = PatchDiscriminator(dataset.channels)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=(0.9, 0.99))
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=options.disc_lr, betas=(0.0, 0.99))
+        self.lpips = LPIPS("alexnet")
+        self.rng = torch.Generator().manual_seed(options.seed)
+        self.step, self.elapsed = 0, 0.0
+        self.images = dataset.tensor(self.train_index)
+        self.labels = torch.from_numpy(dataset.labels[self.train_index])
+
+    # budget ---------------------------------------------------------------------------------
+    def progress(self) -> float:
+        o = self.options
+        parts = ([self.elapsed / (60 * o.minutes)] if o.minutes else []) + ([self.step / o.steps] if o.steps else [])
+        return max(parts) if parts else 1.0
+
+    # one step -------------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        o = self.options
+        batch = torch.randint(len(self.images), (o.batch_size,), generator=self.rng)
+        x, y = self.images[batch], self.labels[batch]
+        if o.flip:
+            x = _flip(x, self.rng)
+        z = self.model.encode(x)
+        recon = self.model.generate(z)
+        l1 = (recon - x).abs().mean()
+        perceptual = self.lpips(recon, x).mean()
+        loss = l1 + o.lpips_weight * perceptual
+        logs = {"l1": l1.item(), "lpips": perceptual.item()}
+        if self.progress() >= o.adversarial_start:
+            alpha = torch.rand(len(z), 1, generator=self.rng)
+            mixed = self.model.generate(alpha * z + (1 - alpha) * z[_same_class_partners(y, self.rng)])
+            fake = torch.cat([recon, mixed])
+            d_loss = F.relu(1 - self.disc(diff_augment(x, self.rng))).mean() + \
+                F.relu(1 + self.disc(diff_augment(fake.detach(), self.rng))).mean()
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            g_adv = -self.disc(diff_augment(fake, self.rng)).mean()
+            loss = loss + o.adversarial_weight * g_adv
+            logs |= {"d_loss": d_loss.item(), "g_adv": g_adv.item()}
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.model.parameters()):
+                e.lerp_(p, 1 - o.ema)
+        self.step += 1
+        return logs
+
+    # artifacts ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def fitted_ema(self) -> Autoencoder:
+        z = torch.cat([self.ema.encode(self.images[i : i + 256]) for i in range(0, len(self.images), 256)])
+        self.ema.fit_prior(z, self.labels)
+        return self.ema
+
+    def save_checkpoint(self, command: str | None = None) -> Path:
+        model = self.fitted_ema()
+        extra = {"dataset": {"name": self.dataset.name, "fingerprint": self.dataset.fingerprint, "spec": self.dataset.spec},
+                 "held_out_ids": [self.dataset.ids[i] for i in self.held_index], "step": self.step,
+                 "train_seconds": round(self.elapsed, 1), "options": asdict(self.options),
+                 "command": command or ""}
+        save_generator(model, self.run_dir / "checkpoint", extra)
+        state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "disc": self.disc.state_dict(),
+                 "opt": self.opt.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": self.rng.get_state(),
+                 "step": self.step, "elapsed": self.elapsed}
+        tmp = self.run_dir / ".resume.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.run_dir / "resume.pt")
+        return self.run_dir / "checkpoint"
+
+    def load_resume(self) -> None:
+        path = self.run_dir / "resume.pt"
+        if not path.is_file():
+            raise TeachsetError(f"'{self.run_dir}' has no resume.pt to continue from; start a new run instead")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for name in ("model", "ema", "disc", "opt", "opt_d"):
+            getattr(self, name).load_state_dict(state[name])
+        self.rng.set_state(state["rng"])
+        self.step, self.elapsed = state["step"], state["elapsed"]
+
+    @torch.no_grad()
+    def save_samples(self) -> None:
+        held = self.dataset.tensor(self.held_index[:: max(1, len(self.held_index) // 8)][:8])
+        recon = self.ema.generate(self.ema.encode(held))
+        model = self.fitted_ema()
+        per_class = 8
+        y = torch.arange(model.num_classes).repeat_interleave(per_class)
+        samples = model.generate(model.sample_latents(y, torch.Generator().manual_seed(0)))
+        rows = torch.cat([held, recon, samples])
+        save_grid(rows, self.run_dir / "samples" / f"step{self.step:06d}.png", ncol=8)
+
+    # the loop -------------------------------------------------------------------------------
+    def run(self, command: str | None = None) -> Path:
+        o = self.options
+        log = open(self.run_dir / "metrics.jsonl", "a")
+        bar = tqdm(total=100, desc="training generator", unit="%", initial=int(100 * self.progress()))
+        try:
+            while self.progress() < 1.0:
+                start = time.perf_counter()
+                logs = self.train_step()
+                self.elapsed += time.perf_counter() - start
+                if self.step % 25 == 0:
+                    logs |= {"step": self.step, "seconds": round(self.elapsed, 1),
+                             "images_per_s": round(self.step * o.batch_size / max(self.elapsed, 1e-9), 1)}
+                    log.write(json.dumps(logs) + "\n")
+                    log.flush()
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("l1", "lpips", "d_loss", "g_adv")})
+                    bar.update(int(100 * self.progress()) - bar.n)
+                if self.step % o.sample_every == 0:
+                    self.save_samples()
+                if self.step % o.checkpoint_every == 0:
+                    self.save_checkpoint(command)
+        except KeyboardInterrupt:
+            self.save_checkpoint(command)
+            raise
+        finally:
+            bar.close()
+            log.close()
+        self.save_samples()
+        return self.save_checkpoint(command)
