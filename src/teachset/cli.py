@@ -256,6 +256,58 @@ def cmd_generator_invert(args) -> None:
     print(f"wrote the inverted teaching set (with its latent codes) to {args.out}")
 
 
+def teacher_options(args):
+    from .methods.teacher import TeacherOptions
+
+    return TeacherOptions(student=args.student, epochs=args.epochs, lr=args.lr, student_epochs=args.student_epochs, l2=args.l2,
+                          init="fresh" if args.fresh_init else "reset", hypergradient=args.hypergradient, solver=args.solver,
+                          prior_weight=args.prior_weight, truncation=args.truncation, diversity_weight=args.diversity_weight,
+                          seed=args.seed)
+
+
+def cmd_teach(args) -> None:
+    import os
+
+    from .atomic import atomic_write_text
+    from .features import build_extractor, dataset_features
+    from .methods.latent import teach_latent
+    from .methods.pixels import teach_pixels
+    from .methods.teacher import snap_to_real
+    from .teaching_set import TeachingSet
+
+    options = teacher_options(args)
+    options.check()
+    init_set = TeachingSet.load(args.init) if args.init else None
+    if args.space == "latent":
+        if not args.generator:
+            raise TeachsetError("the latent teacher needs --generator CHECKPOINT (or use --space pixels)")
+        generator = _load_generator(args)
+        if args.size != generator.image_size:
+            args.size = generator.image_size  # the dataset is loaded at the generator's size
+    dataset = _load(args)
+    features = dataset_features(dataset, args.extractor, args.input_size)
+    out = Path(args.out or f"teaching_sets/{dataset.name}-{args.space}-{args.student}-seed{args.seed}")
+    if out.exists() and not args.overwrite:
+        raise TeachsetError(f"'{out}' already exists; choose another --out or pass --overwrite")
+    curve_path = out.with_name(f".{out.name}.curve.jsonl")
+    if args.space == "latent":
+        ts, curve = teach_latent(generator, dataset, features, options, args.per_class, args.extractor, args.input_size,
+                                 init_set, str(args.generator), curve_path)
+    else:
+        ts, curve = teach_pixels(dataset, features, options, args.per_class, args.extractor, args.input_size, init_set, curve_path)
+    ts.save(out, overwrite=args.overwrite)
+    os.replace(curve_path, out / "curve.jsonl")
+    last = curve[-1]
+    print(f"{ts.method}: {options.epochs} teacher epochs, proxy accuracy {curve[0]['proxy_accuracy']:.3f} -> {last['proxy_accuracy']:.3f}; "
+          f"wrote {out} (curve.jsonl inside)")
+    if args.snap_to_real:
+        snapped = snap_to_real(ts, dataset, features, build_extractor(args.extractor, args.input_size))
+        snapped_out = out.with_name(out.name + "-snapped")
+        snapped.save(snapped_out, overwrite=args.overwrite)
+        atomic_write_text(snapped_out / "curve.jsonl", (out / "curve.jsonl").read_text())
+        print(f"nearest real images: {snapped_out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="teachset",
@@ -399,6 +451,37 @@ teachset generator invert teachset:elpv-64 sets/elpv-medoids --steps 500 --out s
     q.add_argument("--lr", type=float, default=0.03)
     q.add_argument("--out", required=True, help="the teaching-set folder to write")
     q.add_argument("--overwrite", action="store_true")
+
+    p = command("teach", cmd_teach, "machine teaching: optimise a teaching set in a generator's latent space (or in pixel space) against a proxy student", """
+teachset teach elpv --student lc --generator teachset:elpv-64          # the generator bundled for elpv at 64 px
+teachset teach elpv --student nn --generator runs/00003-generator-elpv-64px/checkpoint --epochs 300
+teachset teach elpv --student lc --generator teachset:elpv-64 --init sets/elpv-medoids --snap-to-real
+teachset teach elpv --space pixels --student lc --epochs 500           # dataset distillation, the control
+""")
+    _add_dataset_args(p)
+    _add_feature_args(p)
+    p.add_argument("--student", choices=["lc", "nn"], default="lc")
+    p.add_argument("--space", choices=["latent", "pixels"], default="latent", help="optimise latent codes (default) or pixels")
+    p.add_argument("--generator", default=None, help="a checkpoint folder, teachset:elpv-64 (bundled), or a TorchScript file")
+    p.add_argument("--latent-dim", type=int, default=None, help="TorchScript only: latent size")
+    p.add_argument("--num-classes", type=int, default=None, help="TorchScript only: number of classes")
+    p.add_argument("--conditional", action="store_true", help="TorchScript only: the module takes (z, y)")
+    p.add_argument("--per-class", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=1000, help="teacher epochs (default 1000)")
+    p.add_argument("--lr", type=float, default=0.05, help="Adam step on the codes (or pixel logits)")
+    p.add_argument("--student-epochs", type=int, default=50, help="LC: at most this many Newton epochs (or unrolled GD steps)")
+    p.add_argument("--l2", type=float, default=1e-3, help="LC: the student's L2 penalty (as the evaluation's LC)")
+    p.add_argument("--fresh-init", action="store_true", help="LC: a fresh random student init every teacher epoch (default: reset to one)")
+    p.add_argument("--hypergradient", choices=["implicit", "unrolled"], default="implicit")
+    p.add_argument("--solver", choices=["woodbury", "cg", "neumann"], default="woodbury", help="implicit: Hessian solve")
+    p.add_argument("--prior-weight", type=float, default=0.0, help="latent: penalty on the codes' distance to the class prior")
+    p.add_argument("--truncation", type=float, default=None, help="latent: keep codes within this radius of the prior (whitened, per sqrt(dim))")
+    p.add_argument("--diversity-weight", type=float, default=0.0, help="penalty on similarity between one class's teaching examples")
+    p.add_argument("--init", default=None, help="start from this teaching set (its latent codes, or its images inverted)")
+    p.add_argument("--snap-to-real", action="store_true", help="also write the nearest real images (OUT-snapped)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None)
+    p.add_argument("--overwrite", action="store_true")
     return parser
 
 

@@ -92,8 +92,21 @@ def read_meta(folder: Path) -> dict:
     return meta
 
 
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "generators"
+
+
+def bundled_generators() -> list[str]:
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG_FILE).is_file()) if BUNDLED_DIR.is_dir() else []
+
+
 def load_generator(path: str | Path, **external_options) -> Generator:
-    """A checkpoint folder written by teachset, or a TorchScript file (see generators/external.py)."""
+    """A checkpoint folder written by teachset, a bundled one ("teachset:elpv-64"), or a TorchScript
+    file (see generators/external.py)."""
+    if str(path).startswith("teachset:"):
+        name = str(path).split(":", 1)[1]
+        if name not in bundled_generators():
+            raise TeachsetError(f"no bundled generator '{name}'; bundled: {', '.join(bundled_generators()) or 'none'}")
+        path = BUNDLED_DIR / name
     path = Path(path)
     if not path.exists():
         raise TeachsetError(f"generator '{path}' does not exist; train one with `teachset generator train DATASET`")

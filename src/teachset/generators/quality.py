@@ -45,8 +45,9 @@ def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 50, subset_size: int 
 def fid(real: np.ndarray, fake: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to the two feature sets."""
     mu1, mu2 = real.mean(0), fake.mean(0)
-    s1, s2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    ridge = 1e-6 * np.eye(real.shape[1])  # fewer samples than dimensions make the covariances singular
+    s1, s2 = np.cov(real, rowvar=False) + ridge, np.cov(fake, rowvar=False) + ridge
+    covmean = linalg.sqrtm(s1 @ s2)
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean.real))
 
 

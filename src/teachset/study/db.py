@@ -18,6 +18,7 @@ All timestamps are naive UTC.
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -37,6 +38,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -177,6 +179,19 @@ class Database:
                 f"cannot open database {self.describe()} ({str(error.orig).strip()}); check the URL, that the server "
                 "runs and that the user may create tables"
             ) from None
+
+    def require_schema(self) -> None:
+        """For readers (analysis): a clear error where there are no study tables to read."""
+        if self.is_sqlite and not os.path.exists(self.url.database):
+            raise TeachsetError(f"there are no responses yet: '{self.url.database}' does not exist; "
+                                "serve the study first, or give the --database it was served with")
+        try:
+            present = inspect(self.engine).has_table("trials")
+        except OperationalError as error:
+            raise TeachsetError(f"cannot open database {self.describe()} ({str(error.orig).strip()}); "
+                                "check the URL and that the server runs") from None
+        if not present:
+            raise TeachsetError(f"database {self.describe()} has no study tables; give the --database the study was served with")
 
     def ensure_study(self, uid: str, name: str) -> None:
         with self.write() as conn:

@@ -203,6 +203,9 @@ def create_study(
     if completion_code is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", completion_code):
         raise TeachsetError("--completion-code must be 1-64 letters, digits, '_' or '-' (as Prolific gives it)")
 
+    if overwrite and (Path(out) / DEFAULT_DATABASE_FILE).exists():
+        raise TeachsetError(f"'{out}' holds responses ({DEFAULT_DATABASE_FILE}); --overwrite would delete them: "
+                            "move the file away or choose another --out")
     sets = {}
     for cname, folder in conditions:
         sets[cname] = TeachingSet.load(folder)
@@ -282,8 +285,8 @@ def create_study(
             "consent": consent if consent is not None else DEFAULT_CONSENT,
         }
         (tmp / STUDY_FILE).write_text(json.dumps(meta, indent=1) + "\n")
-        secret_path = tmp / SECRETS_FILE
-        fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"participant_key": secrets.token_hex(32), "dashboard_token": secrets.token_urlsafe(24)}, f)
+    # after publishing the folder (which gives its files the usual modes): readable by the owner only
+    fd = os.open(Path(out) / SECRETS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"participant_key": secrets.token_hex(32), "dashboard_token": secrets.token_urlsafe(24)}, f)
     return load_study(out)

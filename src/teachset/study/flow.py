@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -30,6 +30,19 @@ from .identity import ParticipantId, new_session_token
 TRIAL_PHASES = ("quiz", "test")
 EVENT_KINDS = ("show_teaching_set", "hide_teaching_set")
 PAGE_OF_PHASE = {"teaching": "/teach", "quiz": "/trial", "test": "/trial", "done": "/done"}
+
+
+# The statements of the answer path, built once: SQLAlchemy then skips building and hashing them per request.
+SESSION_BY_TOKEN = sessions.select().where(sessions.c.token == bindparam("token"), sessions.c.study_id == bindparam("study"))
+LOCK_SESSION = SESSION_BY_TOKEN.with_for_update()
+STORED_TRIAL = trials.select().where(trials.c.session_id == bindparam("session"), trials.c.phase == bindparam("in_phase"),
+                                     trials.c.trial_index == bindparam("trial"))
+INSERT_TRIAL = trials.insert()
+ADVANCE_SESSION = sessions.update().where(sessions.c.id == bindparam("session")).values(
+    phase=bindparam("new_phase"), position=bindparam("new_position"), shown_at=bindparam("new_shown_at"),
+    updated_at=bindparam("new_updated_at"), completed_at=bindparam("new_completed_at"),
+    completion_code=bindparam("new_completion_code"),
+)
 
 
 class FlowError(Exception):
@@ -83,11 +96,14 @@ class StudyFlow:
 
     def state(self, session: Row) -> dict:
         """What the participant does now; for a trial, its stimulus (never its label)."""
-        state = {"phase": session.phase, "url": PAGE_OF_PHASE[session.phase]}
-        if session.phase in TRIAL_PHASES:
-            order = session.plan[session.phase]
-            token = order[session.position]
-            state.update(trial=session.position, total=len(order), stimulus=token, image=f"/img/{token}.png")
+        return self._state(session.phase, session.position, session.plan)
+
+    @staticmethod
+    def _state(phase: str, position: int, plan: dict) -> dict:
+        state = {"phase": phase, "url": PAGE_OF_PHASE[phase]}
+        if phase in TRIAL_PHASES:
+            token = plan[phase][position]
+            state.update(trial=position, total=len(plan[phase]), stimulus=token, image=f"/img/{token}.png")
         return state
 
     # ---- writing -------------------------------------------------------------------------
@@ -136,13 +152,12 @@ class StudyFlow:
     def answer(self, token: str, answer: Answer) -> dict:
         with self.db.write() as conn:
             session = self._lock(conn, token)
-            stored = conn.execute(
-                trials.select().where(trials.c.session_id == session.id, trials.c.phase == answer.phase,
-                                      trials.c.trial_index == answer.trial)
-            ).first()
+            stored = conn.execute(STORED_TRIAL, {"session": session.id, "in_phase": answer.phase,
+                                                 "trial": answer.trial}).first()
             if stored is not None:
                 if stored.stimulus == answer.stimulus and stored.answer == answer.answer:
-                    return self._answered(session, answer.phase, stored.stimulus, stored.correct, duplicate=True)
+                    return self._answered(self.state(session), answer.phase, stored.stimulus, stored.correct,
+                                          duplicate=True)
                 raise FlowError(409, f"{answer.phase} trial {answer.trial} was already answered; reload the page to go on")
             if session.phase == "done":
                 raise FlowError(409, "this session is complete: no more answers are accepted")
@@ -155,14 +170,15 @@ class StudyFlow:
             stimulus = self.stimuli[answer.stimulus]
             correct = answer.answer == stimulus.label
             now = utcnow()
-            conn.execute(trials.insert().values(
-                session_id=session.id, phase=answer.phase, trial_index=answer.trial, stimulus=answer.stimulus,
-                item=stimulus.item, label=stimulus.label, answer=answer.answer, correct=correct,
-                rt_ms=answer.rt_ms, shown_at=session.shown_at, answered_at=now,
-            ))
-            conn.execute(sessions.update().where(sessions.c.id == session.id).values(**self._advance(session, now)))
-            session = self._find(conn, token)
-            return self._answered(session, answer.phase, answer.stimulus, correct, duplicate=False)
+            conn.execute(INSERT_TRIAL, {
+                "session_id": session.id, "phase": answer.phase, "trial_index": answer.trial,
+                "stimulus": answer.stimulus, "item": stimulus.item, "label": stimulus.label, "answer": answer.answer,
+                "correct": correct, "rt_ms": answer.rt_ms, "shown_at": session.shown_at, "answered_at": now,
+            })
+            after = self._advance(session, now)
+            conn.execute(ADVANCE_SESSION, {"session": session.id, **{f"new_{k}": v for k, v in after.items()}})
+            return self._answered(self._state(after["phase"], after["position"], session.plan), answer.phase,
+                                  answer.stimulus, correct, duplicate=False)
 
     def event(self, token: str, event: Event) -> dict:
         with self.db.write() as conn:
@@ -185,14 +201,10 @@ class StudyFlow:
     # ---- helpers -------------------------------------------------------------------------
 
     def _find(self, conn: Connection, token: str) -> Row | None:
-        return conn.execute(
-            sessions.select().where(sessions.c.token == token, sessions.c.study_id == self.design.uid)
-        ).first()
+        return conn.execute(SESSION_BY_TOKEN, {"token": token, "study": self.design.uid}).first()
 
     def _lock(self, conn: Connection, token: str) -> Row:
-        session = conn.execute(
-            sessions.select().where(sessions.c.token == token, sessions.c.study_id == self.design.uid).with_for_update()
-        ).first()
+        session = conn.execute(LOCK_SESSION, {"token": token, "study": self.design.uid}).first()
         if session is None:
             raise FlowError(403, "unknown session; open the study link again")
         return session
@@ -225,7 +237,9 @@ class StudyFlow:
         return {"quiz": quiz, "test": test}
 
     def _advance(self, session: Row, now) -> dict:
-        values = {"position": session.position + 1, "shown_at": now, "updated_at": now}
+        """The session's columns after an answer: the next trial, the next phase, or done."""
+        values = {"phase": session.phase, "position": session.position + 1, "shown_at": now, "updated_at": now,
+                  "completed_at": None, "completion_code": None}
         if values["position"] < len(session.plan[session.phase]):
             return values
         if session.phase == "quiz" and session.plan["test"]:
@@ -234,8 +248,8 @@ class StudyFlow:
         return {**values, "phase": "done", "position": 0, "shown_at": None, "completed_at": now,
                 "completion_code": code}
 
-    def _answered(self, session: Row, phase: str, stimulus: str, correct: bool, duplicate: bool) -> dict:
-        response = {"recorded": True, "duplicate": duplicate, "state": self.state(session)}
+    def _answered(self, state: dict, phase: str, stimulus: str, correct: bool, duplicate: bool) -> dict:
+        response = {"recorded": True, "duplicate": duplicate, "state": state}
         if phase == "quiz" and self.design.quiz_feedback:
             # a quiz image is a teaching image, whose label the teaching page shows anyway
             label = self.stimuli[stimulus].label

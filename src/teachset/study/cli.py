@@ -1,0 +1,217 @@
+"""`teachset study create | serve | analyze`: thin commands over design.py, server.py, analysis.py."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+from ..errors import TeachsetError
+
+DATABASE_ENV = "TEACHSET_STUDY_DATABASE"
+
+STUDY_EPILOG = """\
+A human study teaches real people with teaching sets and measures what they learned.
+  1. teachset study create ...    a study folder: one condition per teaching set, the test images
+  2. teachset study serve STUDY   run it; give participants the printed link
+  3. teachset study analyze STUDY accuracies with intervals, proxy students beside humans, CSVs
+
+examples:
+  teachset study create --name "Solar cells" --dataset elpv \\
+      --condition random=runs/0001-random --condition latent=runs/0002-latent --test-images 200
+  teachset study serve studies/Solar_cells
+  teachset study analyze studies/Solar_cells
+"""
+
+CREATE_EPILOG = """\
+The test images are drawn (with --seed) from the dataset without any teaching image of any
+condition; every participant gets the same ones in their own order, unless
+--per-participant-test, which draws a fresh set per participant (from a pool of 10x as many).
+Each teaching set is copied into the study folder, so the study does not change if it does.
+
+examples:
+  # two conditions on the bundled solar-cell dataset, 200 test images each
+  teachset study create --name "Solar cells" --dataset elpv \\
+      --condition random=runs/0001-random --condition latent=runs/0002-latent --test-images 200
+
+  # a Prolific study: refuse links without an id, show Prolific's completion code at the end
+  teachset study create --name "Digits pilot" --dataset digits --condition kcenters=runs/0003-kcenters \\
+      --test-images 50 --require-participant-id --completion-code C1A2B3C4 --out studies/pilot
+
+  # own consent text (plain text, paragraphs separated by blank lines)
+  teachset study create --name Cells --dataset data/cells.csv --condition A=runs/a --condition B=runs/b \\
+      --consent consent.txt
+"""
+
+SERVE_EPILOG = f"""\
+Prints the participant link (plain, Prolific and MTurk forms) and the dashboard link, which
+carries the study's secret token: keep it to yourself. Responses go to an SQLite file in the
+study folder unless --database (or ${DATABASE_ENV}) names another database. Put the server behind a
+TLS reverse proxy for a real study and give its address with --public-url.
+
+examples:
+  teachset study serve studies/Solar_cells
+  teachset study serve studies/Solar_cells --port 0            # any free port
+  {DATABASE_ENV}=postgresql://study@db.internal/study \\
+      teachset study serve studies/Solar_cells --host 0.0.0.0 --public-url https://study.example.org
+"""
+
+ANALYZE_EPILOG = f"""\
+Reads the responses (the same --database as serve; default: the study's SQLite file) and writes
+report.html, trials.csv (one row per answer), participants.csv, events.csv, data_dictionary.csv,
+conditions.csv, learning_curve.csv, analysis.json and two figures. Only participants who
+completed the study count unless --include-incomplete. Between conditions: a permutation test on
+participant accuracies. The LC and NN proxy students are trained on each teaching set and scored
+on the humans' test images (skip with --no-proxy).
+
+examples:
+  teachset study analyze studies/Solar_cells
+  teachset study analyze studies/Solar_cells --database postgresql://study@db.internal/study --out results/solar
+  teachset study analyze studies/pilot --no-proxy --include-incomplete
+"""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is out of range (0-65535; 0 picks a free one)")
+    return value
+
+
+def _database(args: argparse.Namespace, design) -> str:
+    return args.database or os.environ.get(DATABASE_ENV) or design.default_database_url()
+
+
+def run_create(args: argparse.Namespace) -> None:
+    from .design import create_study, parse_condition
+
+    consent = None
+    if args.consent is not None:
+        try:
+            consent = Path(args.consent).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise TeachsetError(f"cannot read the consent file '{args.consent}' ({error}); give a UTF-8 text file") from None
+        if not consent:
+            raise TeachsetError(f"the consent file '{args.consent}' is empty; write the consent text into it")
+    out = Path(args.out) if args.out else Path("studies") / (re.sub(r"[^A-Za-z0-9._-]+", "_", args.name).strip("._") or "study")
+    design = create_study(
+        name=args.name, dataset_source=args.dataset, conditions=[parse_condition(c) for c in args.condition], out=out,
+        test_images=args.test_images, seed=args.seed, per_participant_test=args.per_participant_test,
+        image_size=args.image_size, quiz_feedback=not args.no_quiz_feedback,
+        require_participant_id=args.require_participant_id, completion_code=args.completion_code,
+        assign_window_minutes=args.assign_window_minutes, consent=consent, overwrite=args.overwrite,
+    )
+    print(f"study '{design.name}' written to {out}: {len(design.conditions)} condition(s) "
+          f"({', '.join(f'{c.name}: {len(c.teach)} images' for c in design.conditions)}), "
+          f"{design.test_count} test images per participant")
+    print(f"next: teachset study serve {out}")
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    from .design import load_study
+    from .server import serve
+
+    design = load_study(args.study)
+    serve(design, _database(args, design), host=args.host, port=args.port, public_url=args.public_url,
+          access_log=args.access_log, threads=args.threads)
+
+
+def run_analyze(args: argparse.Namespace) -> None:
+    from .analysis import analyze
+    from .db import Database
+    from .design import load_study
+
+    design = load_study(args.study)
+    db = Database(_database(args, design))
+    try:
+        out = Path(args.out) if args.out else design.path / "analysis"
+        summary = analyze(design, db, out, include_incomplete=args.include_incomplete, proxy=not args.no_proxy,
+                          extractor=args.extractor, repeats=args.repeats, seed=args.seed,
+                          permutations=args.permutations, blocks=args.blocks)
+    finally:
+        db.close()
+    for row in summary["conditions"]:
+        accuracy = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.3f}"
+        print(f"{row['condition']}: {row['participants']} participants, human accuracy {accuracy}"
+              + ("" if row["proxy_lc"] is None else f", LC {row['proxy_lc']:.3f}, NN {row['proxy_nn']:.3f}"))
+    p = summary["comparison"]["overall"]["p_value"]
+    if p is not None:
+        print(f"between conditions: p = {p:.4f} ({summary['comparison']['overall']['test']})")
+    print(f"report: {out / 'report.html'}")
+
+
+def add_study_subcommands(subparsers) -> None:
+    """Register create, serve and analyze on an argparse subparsers object."""
+    raw = argparse.RawDescriptionHelpFormatter
+    create = subparsers.add_parser("create", help="make a study folder from teaching sets and a dataset",
+                                   description="Make a study folder: one condition per teaching set.",
+                                   epilog=CREATE_EPILOG, formatter_class=raw)
+    create.add_argument("--name", required=True, help="the study's title, shown to participants")
+    create.add_argument("--dataset", required=True,
+                        help="the dataset the teaching sets come from: a bundled name, a class-folder tree or a CSV")
+    create.add_argument("--condition", action="append", required=True, metavar="NAME=PATH",
+                        help="a condition and its TeachingSet folder; repeat for each condition")
+    create.add_argument("--test-images", type=_positive, default=200, help="test images per participant (default 200)")
+    create.add_argument("--out", help="study folder to write (default studies/<name>)")
+    create.add_argument("--seed", type=int, default=0, help="draws the test images and each participant's orders")
+    create.add_argument("--per-participant-test", action="store_true",
+                        help="draw different test images for each participant (default: the same for everyone)")
+    create.add_argument("--image-size", type=_positive, help="size of the test images in pixels (default: the teaching sets')")
+    create.add_argument("--no-quiz-feedback", action="store_true", help="do not tell participants whether quiz answers were right")
+    create.add_argument("--require-participant-id", action="store_true",
+                        help="refuse links without PROLIFIC_PID, workerId or participant=")
+    create.add_argument("--completion-code", help="show this code at the end (e.g. Prolific's) instead of a code per participant")
+    create.add_argument("--assign-window-minutes", type=_positive, default=60,
+                        help="sessions started this recently count as filling their condition (default 60)")
+    create.add_argument("--consent", metavar="FILE", help="consent text (plain text, blank lines between paragraphs)")
+    create.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
+    create.set_defaults(func=run_create)
+
+    serve = subparsers.add_parser("serve", help="run the study's web server",
+                                  description="Run a study's web server and print the participant and dashboard links.",
+                                  epilog=SERVE_EPILOG, formatter_class=raw)
+    serve.add_argument("study", help="the study folder")
+    serve.add_argument("--database", help=f"database URL (default ${DATABASE_ENV}, else STUDY/responses.sqlite)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0: any free port)")
+    serve.add_argument("--public-url", help="the address participants use, e.g. https://study.example.org (for the links)")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--threads", type=_positive, default=16, help="worker threads for database work (default 16)")
+    serve.set_defaults(func=run_serve)
+
+    analyze = subparsers.add_parser("analyze", help="analyse the responses: HTML report and CSV tables",
+                                    description="Analyse a study's responses.", epilog=ANALYZE_EPILOG, formatter_class=raw)
+    analyze.add_argument("study", help="the study folder")
+    analyze.add_argument("--database", help=f"database URL (default ${DATABASE_ENV}, else STUDY/responses.sqlite)")
+    analyze.add_argument("--out", help="output folder (default STUDY/analysis)")
+    analyze.add_argument("--include-incomplete", action="store_true", help="count participants who did not finish")
+    analyze.add_argument("--no-proxy", action="store_true", help="skip the LC and NN proxy students")
+    analyze.add_argument("--extractor", default="mobilenet_v2", help="feature extractor of the proxy students")
+    analyze.add_argument("--repeats", type=_positive, default=5, help="proxy students per condition (default 5)")
+    analyze.add_argument("--seed", type=int, default=0, help="seeds the proxy students and the permutation test")
+    analyze.add_argument("--permutations", type=_positive, default=10_000, help="permutations of the test (default 10000)")
+    analyze.add_argument("--blocks", type=_positive, default=10, help="blocks of the learning curve (default 10)")
+    analyze.set_defaults(func=run_analyze)
+
+
+def add_commands(subparsers) -> None:
+    """Register the `study` command group on the main CLI's subparsers."""
+    study = subparsers.add_parser("study", help="run a human study with teaching sets (create, serve, analyze)",
+                                  description="Teach real people with teaching sets and measure what they learned.",
+                                  epilog=STUDY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = study.add_subparsers(dest="study_command", metavar="COMMAND", required=True)
+    add_study_subcommands(commands)

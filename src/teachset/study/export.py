@@ -1,0 +1,205 @@
+"""The study's data as tables: trial-level long format, one row per participant, events, and a
+data dictionary that says what every column means. The dashboard's downloads and the analysis
+both read these; nothing here changes the database.
+
+Participants are named P0001, P0002, ... (their session number); the keyed hash of the platform
+id is in the participants table only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from statistics import median
+
+from sqlalchemy import select
+
+from .db import Database, events, sessions, trials, utcnow
+from .design import StudyDesign
+
+PHASE_ORDER = {"quiz": 0, "test": 1}
+
+TRIAL_COLUMNS = [
+    ("participant", "pseudonymous participant code (P + session number)"),
+    ("condition", "the condition (teaching set) the participant was assigned to"),
+    ("completed", "1 if the participant finished the study, else 0"),
+    ("phase", "quiz (a teaching image, unlabeled) or test (a dataset image outside every teaching set)"),
+    ("trial", "index of the trial within its phase, 0-based, in the order the participant saw them"),
+    ("trial_overall", "index over quiz and test trials together, 0-based"),
+    ("stimulus", "opaque token of the image shown (its file is stimuli/<token>.png in the study folder)"),
+    ("item", "test: index of the image in the dataset; quiz: index of the image in the condition's teaching set"),
+    ("source_id", "the dataset's id of the image (empty for generated teaching images)"),
+    ("label", "true class index"),
+    ("label_name", "true class name"),
+    ("answer", "class index the participant chose"),
+    ("answer_name", "class name the participant chose"),
+    ("correct", "1 if answer == label, else 0"),
+    ("rt_ms", "response time measured in the browser, from the image being displayed to the click, in ms"),
+    ("server_rt_ms", "time between the server sending the trial and storing the answer, in ms (includes network)"),
+    ("teaching_set_opened", "how many times the participant reopened the teaching set during this trial"),
+    ("shown_at", "when the server sent the trial (UTC, ISO 8601)"),
+    ("answered_at", "when the server stored the answer (UTC, ISO 8601)"),
+]
+PARTICIPANT_COLUMNS = [
+    ("participant", "pseudonymous participant code (P + session number)"),
+    ("condition", "the condition (teaching set) the participant was assigned to"),
+    ("status", "completed, in_progress (active within the assignment window) or abandoned"),
+    ("id_source", "where the participant id came from: prolific, mturk, url (participant=...) or anonymous"),
+    ("participant_hash", "HMAC-SHA256 of the platform id under the study's secret key (not reversible without it)"),
+    ("started_at", "consent given (UTC)"),
+    ("completed_at", "last answer stored (UTC); empty if not completed"),
+    ("duration_s", "completed_at - started_at in seconds; empty if not completed"),
+    ("teaching_s", "seconds from consent to leaving the teaching page"),
+    ("quiz_trials", "quiz answers stored"),
+    ("quiz_accuracy", "fraction of quiz answers correct"),
+    ("test_trials", "test answers stored"),
+    ("test_correct", "test answers correct"),
+    ("test_accuracy", "fraction of test answers correct"),
+    ("median_rt_ms", "median browser response time over test trials"),
+    ("revisits_quiz", "times the teaching set was reopened during the quiz"),
+    ("revisits_test", "times the teaching set was reopened during the test"),
+    ("completion_code", "the code shown on the end page"),
+]
+EVENT_COLUMNS = [
+    ("participant", "pseudonymous participant code"),
+    ("condition", "assigned condition"),
+    ("kind", "teaching_done, show_teaching_set (reopened) or hide_teaching_set (closed again)"),
+    ("phase", "phase the participant was in"),
+    ("position", "trial index within the phase at the time of the event"),
+    ("duration_ms", "hide_teaching_set: how long it was open, as measured in the browser"),
+    ("at", "when the server stored the event (UTC)"),
+]
+TABLES = {"trials.csv": TRIAL_COLUMNS, "participants.csv": PARTICIPANT_COLUMNS, "events.csv": EVENT_COLUMNS}
+
+
+@dataclass
+class StudyData:
+    trials: list[dict]
+    participants: list[dict]
+    events: list[dict]
+
+
+def _iso(moment: datetime | None) -> str:
+    return "" if moment is None else moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def _code(session_id: int) -> str:
+    return f"P{session_id:04d}"
+
+
+def load_data(db: Database, design: StudyDesign, now: datetime | None = None) -> StudyData:
+    """Every session, trial and event of the study, as table rows (one consistent snapshot)."""
+    now = now or utcnow()
+    with db.read() as conn:
+        session_rows = conn.execute(
+            sessions.select().where(sessions.c.study_id == design.uid).order_by(sessions.c.id)
+        ).all()
+        trial_rows = conn.execute(
+            select(trials).join(sessions, trials.c.session_id == sessions.c.id)
+            .where(sessions.c.study_id == design.uid).order_by(trials.c.session_id, trials.c.id)
+        ).all()
+        event_rows = conn.execute(
+            select(events).join(sessions, events.c.session_id == sessions.c.id)
+            .where(sessions.c.study_id == design.uid).order_by(events.c.session_id, events.c.id)
+        ).all()
+    by_id = {s.id: s for s in session_rows}
+    source_ids = {s.token: s.source_id for s in design.test_pool}
+    for condition in design.conditions:
+        source_ids.update({s.token: s.source_id for s in condition.quiz})
+    opened = Counter((e.session_id, e.phase, e.position) for e in event_rows if e.kind == "show_teaching_set")
+    names = design.class_names
+
+    trial_table = []
+    quiz_length = {s.id: len(s.plan["quiz"]) for s in session_rows}
+    for t in sorted(trial_rows, key=lambda t: (t.session_id, PHASE_ORDER[t.phase], t.trial_index)):
+        session = by_id[t.session_id]
+        server_rt = (t.answered_at - t.shown_at) / timedelta(milliseconds=1) if t.shown_at else None
+        trial_table.append({
+            "participant": _code(session.id), "condition": session.condition,
+            "completed": int(session.completed_at is not None), "phase": t.phase, "trial": t.trial_index,
+            "trial_overall": t.trial_index + (quiz_length[session.id] if t.phase == "test" else 0),
+            "stimulus": t.stimulus, "item": t.item, "source_id": source_ids.get(t.stimulus) or "",
+            "label": t.label, "label_name": names[t.label], "answer": t.answer, "answer_name": names[t.answer],
+            "correct": int(bool(t.correct)), "rt_ms": t.rt_ms,
+            "server_rt_ms": "" if server_rt is None else round(server_rt),
+            "teaching_set_opened": opened[(session.id, t.phase, t.trial_index)],
+            "shown_at": _iso(t.shown_at), "answered_at": _iso(t.answered_at),
+        })
+
+    window = timedelta(minutes=design.assign_window_minutes)
+    teaching_done = {e.session_id: e.at for e in event_rows if e.kind == "teaching_done"}
+    trials_of: dict[str, list[dict]] = {}
+    for t in trial_table:
+        trials_of.setdefault(t["participant"], []).append(t)
+    revisits = Counter()
+    for (session_id, phase, _), count in opened.items():
+        revisits[(session_id, phase)] += count
+    participant_table = []
+    for session in session_rows:
+        mine = trials_of.get(_code(session.id), [])
+        quiz = [t for t in mine if t["phase"] == "quiz"]
+        test = [t for t in mine if t["phase"] == "test"]
+        if session.completed_at is not None:
+            status = "completed"
+        elif now - session.updated_at <= window:
+            status = "in_progress"
+        else:
+            status = "abandoned"
+        participant_table.append({
+            "participant": _code(session.id), "condition": session.condition, "status": status,
+            "id_source": session.id_source, "participant_hash": session.participant_hash,
+            "started_at": _iso(session.started_at), "completed_at": _iso(session.completed_at),
+            "duration_s": "" if session.completed_at is None
+            else round((session.completed_at - session.started_at).total_seconds(), 1),
+            "teaching_s": "" if session.id not in teaching_done
+            else round((teaching_done[session.id] - session.started_at).total_seconds(), 1),
+            "quiz_trials": len(quiz),
+            "quiz_accuracy": "" if not quiz else round(sum(t["correct"] for t in quiz) / len(quiz), 4),
+            "test_trials": len(test), "test_correct": sum(t["correct"] for t in test),
+            "test_accuracy": "" if not test else round(sum(t["correct"] for t in test) / len(test), 4),
+            "median_rt_ms": "" if not test else round(median(t["rt_ms"] for t in test)),
+            "revisits_quiz": revisits[(session.id, "quiz")], "revisits_test": revisits[(session.id, "test")],
+            "completion_code": session.completion_code or "",
+        })
+
+    event_table = [{
+        "participant": _code(e.session_id), "condition": by_id[e.session_id].condition, "kind": e.kind,
+        "phase": e.phase, "position": e.position, "duration_ms": "" if e.duration_ms is None else e.duration_ms,
+        "at": _iso(e.at),
+    } for e in event_rows]
+    return StudyData(trial_table, participant_table, event_table)
+
+
+def data_dictionary() -> list[dict]:
+    return [{"file": file, "column": column, "description": text}
+            for file, columns in TABLES.items() for column, text in columns]
+
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def table_csv(data: StudyData, name: str) -> str:
+    """One of trials.csv, participants.csv, events.csv, data_dictionary.csv as text."""
+    if name == "data_dictionary.csv":
+        return csv_text(data_dictionary(), ["file", "column", "description"])
+    rows = {"trials.csv": data.trials, "participants.csv": data.participants, "events.csv": data.events}[name]
+    return csv_text(rows, [column for column, _ in TABLES[name]])
+
+
+def write_tables(data: StudyData, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in [*TABLES, "data_dictionary.csv"]:
+        path = folder / name
+        path.write_text(table_csv(data, name))
+        paths.append(path)
+    return paths

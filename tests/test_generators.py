@@ -1,0 +1,165 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from teachset.data import load_dataset
+from teachset.errors import TeachsetError
+from teachset.features.lpips import LPIPS
+from teachset.generators import load_generator, save_generator
+from teachset.generators.autoencoder import Autoencoder
+from teachset.generators.invert import invert
+from teachset.generators.quality import evaluate_generator, kid, two_sample_accuracy
+from teachset.generators.train import GeneratorTrainer, TrainOptions
+
+
+@pytest.fixture(scope="module")
+def digits32():
+    return load_dataset("digits", image_size=32)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_autoencoder_runs_at_each_size_and_is_differentiable_in_z(size):
+    model = Autoencoder(image_size=size, channels=3, latent_dim=16, width=8).freeze()
+    z = torch.randn(2, 16, requires_grad=True)
+    images = model.generate(z)
+    assert images.shape == (2, 3, size, size) and 0 <= images.min() and images.max() <= 1
+    images.sum().backward()
+    assert z.grad.abs().sum() > 0 and all(p.grad is None for p in model.parameters())
+    assert model.encode(images.detach()).shape == (2, 16)
+
+
+def test_class_prior_sampling_nll_and_truncation():
+    model = Autoencoder(image_size=32, latent_dim=4, width=8, num_classes=2)
+    g = torch.Generator().manual_seed(0)
+    z = torch.cat([torch.randn(500, 4, generator=g) * 2 + 5, torch.randn(500, 4, generator=g) - 5])
+    y = torch.repeat_interleave(torch.tensor([0, 1]), 500)
+    model.fit_prior(z, y)
+    samples = model.sample_latents(torch.zeros(2000, dtype=torch.long), g)
+    assert torch.allclose(samples.mean(0), torch.full((4,), 5.0), atol=0.2)
+    assert torch.allclose(samples.std(0), torch.full((4,), 2.0), atol=0.2)
+    assert model.prior_nll(model.prior_mean[:1], torch.tensor([0])).item() < 1e-8
+    far = torch.full((1, 4), 100.0)
+    pulled = model.truncate(far, torch.tensor([1]), radius=1.0)
+    assert model.prior_nll(pulled, torch.tensor([1])).item() == pytest.approx(4.0, rel=1e-4)
+
+
+def test_checkpoint_round_trip_and_clear_errors(tmp_path):
+    model = Autoencoder(image_size=32, latent_dim=8, width=8, class_names=["a", "b"])
+    folder = save_generator(model, tmp_path / "ckpt", {"dataset": {"name": "x"}})
+    loaded = load_generator(folder)
+    z = torch.randn(3, 8)
+    assert torch.equal(loaded.generate(z), model.eval().generate(z)) and loaded.class_names == ["a", "b"]
+    assert not list(folder.glob("*.pt")) and json.loads((folder / "generator.json").read_text())["kind"] == "autoencoder"
+    with pytest.raises(TeachsetError, match="not a generator checkpoint"):
+        load_generator(tmp_path)
+    meta = json.loads((folder / "generator.json").read_text())
+    meta["config"]["latent_dim"] = 9
+    (folder / "generator.json").write_text(json.dumps(meta))
+    with pytest.raises(TeachsetError, match="does not match its own config"):
+        load_generator(folder)
+    (folder / "generator.safetensors").write_bytes(b"garbage")
+    with pytest.raises(TeachsetError, match="damaged"):
+        load_generator(folder)
+    with pytest.raises(TeachsetError, match="no bundled generator 'nope'"):
+        load_generator("teachset:nope")
+
+
+class _Conditional(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.latent_dim, self.num_classes, self.conditional = 4, 2, True
+        self.lin = torch.nn.Linear(4, 16 * 16)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.lin(z) + y[:, None].float()).view(-1, 1, 16, 16)
+
+
+class _Flat(torch.nn.Module):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z.view(-1, 1, 2, 2)
+
+
+def test_external_torchscript_generators(tmp_path):
+    path = tmp_path / "g.pt"
+    torch.jit.script(_Conditional()).save(str(path))
+    g = load_generator(path, output_range=(-1.0, 1.0))
+    assert (g.latent_dim, g.num_classes, g.image_size, g.channels) == (4, 2, 16, 1)
+    z = torch.randn(3, 4, requires_grad=True)
+    images = g.generate(z, torch.tensor([0, 1, 1]))
+    assert 0 <= images.min() and images.max() <= 1
+    images.sum().backward()
+    assert z.grad is not None
+    flat = tmp_path / "flat.pt"
+    torch.jit.script(_Flat()).save(str(flat))
+    assert load_generator(flat, latent_dim=4, num_classes=2).image_size == 2
+    with pytest.raises(TeachsetError, match=r"cannot be called as \(z\) with z of shape \(2, 5\)"):
+        load_generator(flat, latent_dim=5, num_classes=2)
+    with pytest.raises(TeachsetError, match="does not declare latent_dim"):
+        load_generator(flat)
+    (tmp_path / "not.pt").write_bytes(b"nope")
+    with pytest.raises(TeachsetError, match="not a TorchScript module"):
+        load_generator(tmp_path / "not.pt", latent_dim=4, num_classes=2)
+
+
+def test_lpips_is_a_perceptual_distance():
+    lpips = LPIPS("alexnet")
+    x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    small, large = x + 0.02 * torch.randn_like(x), x + 0.2 * torch.randn_like(x)
+    assert lpips(x, x).abs().max() < 1e-6
+    assert torch.allclose(lpips(x, small), lpips(small, x), atol=1e-6)
+    assert (lpips(x, small) < lpips(x, large)).all()
+
+
+def test_training_writes_samples_checkpoints_and_resumes(digits32, tmp_path):
+    options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=16, adversarial_start=0.5,
+                           sample_every=2, checkpoint_every=2)
+    trainer = GeneratorTrainer(digits32, options, tmp_path)
+    trainer.run("teachset generator train digits --size 32 --steps 4")
+    assert trainer.step == 4 and sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step000002.png", "step000004.png"]
+    model = load_generator(tmp_path / "checkpoint")
+    assert model.meta["step"] == 4 and model.meta["command"].startswith("teachset generator train")
+    assert len(model.meta["held_out_ids"]) == pytest.approx(0.2 * len(digits32), abs=10)
+    resumed = GeneratorTrainer(digits32, TrainOptions(**{**options.__dict__, "steps": 6}), tmp_path)
+    resumed.load_resume()
+    assert resumed.step == 4
+    resumed.run()
+    assert resumed.step == 6 and load_generator(tmp_path / "checkpoint").meta["step"] == 6
+
+
+def test_training_refuses_bad_data(digits32, tmp_path):
+    with pytest.raises(TeachsetError, match="power-of-two sizes"):
+        GeneratorTrainer(load_dataset("digits", image_size=24), TrainOptions(), tmp_path)
+    few = load_dataset("digits", image_size=32)
+    keep = np.concatenate([np.flatnonzero(few.labels == 0)[:5], np.flatnonzero(few.labels == 1)])
+    few.images, few.labels, few.ids = few.images[keep], few.labels[keep], [few.ids[i] for i in keep]
+    few.class_names = ["0", "1"]
+    with pytest.raises(TeachsetError, match="fewer than 10 images"):
+        GeneratorTrainer(few, TrainOptions(), tmp_path)
+
+
+def test_quality_metrics_separate_same_from_different():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8))
+    shifted = rng.normal(size=(300, 8)) + 1.0
+    assert abs(kid(a, b, subsets=10, subset_size=100)[0]) < 0.02 < kid(a, shifted, subsets=10, subset_size=100)[0]
+    assert two_sample_accuracy(a, b) < 0.6 and two_sample_accuracy(a, shifted) > 0.8
+
+
+def test_evaluate_generator_reports_floor_and_grids(digits32, tmp_path):
+    model = Autoencoder(image_size=32, latent_dim=8, width=8, num_classes=10, class_names=digits32.class_names).freeze()
+    held = digits32.ids[::5]
+    results = evaluate_generator(model, digits32, held, tmp_path, extractor="pixels", input_size=None)
+    floor, samples = results["floor"], results["samples"]
+    assert floor["class_consistency"] > 0.9 and abs(floor["kid"]) < 0.05
+    assert samples["class_consistency"] < 0.5 and samples["kid"] > floor["kid"]  # an untrained generator is caught
+    assert len(results["grids"]) == 10 and (tmp_path / "quality.json").is_file()
+
+
+def test_inversion_refines_the_encoder(digits32):
+    model = Autoencoder(image_size=32, latent_dim=16, width=8, num_classes=10).freeze()
+    images, labels = digits32.tensor(slice(0, 4)), torch.from_numpy(digits32.labels[:4])
+    z, report = invert(model, images, labels, steps=30, lr=0.1)
+    assert z.shape == (4, 16)
+    assert report["refined"]["lpips_alexnet"] < report["encoder"]["lpips_alexnet"]
