@@ -15,3 +15,5 @@ test: setup
 
 bench: setup
 	.venv/bin/python benchmarks/bench_foundation.py
+	.venv/bin/python benchmarks/bench_generator.py
+	.venv/bin/python benchmarks/bench_teacher.py

@@ -47,16 +47,18 @@ def test_datasets_and_extractors_are_listed(capsys):
 
 @pytest.mark.slow
 def test_demo_on_elpv_end_to_end(tmp_path, capsys):
-    """The README's demo, as a user runs it: every method on elpv, 5 repeats, report written."""
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    """The README's demo, as a user runs it (fewer teacher epochs): every method on elpv, 5 repeats, report written."""
+    assert main(["demo", "--out", str(tmp_path), "--teacher-epochs", "15"]) == 0
     out = capsys.readouterr().out
     run = next(tmp_path.iterdir())
     assert f"report: {run / 'report.html'}" in out
     results = json.loads((run / "results.json").read_text())
-    assert {r["method"] for r in results["summary"]} == {"random", "kcenters", "forgetting", "herding", "medoids"}
+    methods = {"random", "kcenters", "forgetting", "herding", "medoids", "latent-lc", "latent-nn"}
+    assert {r["method"] for r in results["summary"]} == methods
     assert all(r["n"] == 5 for r in results["summary"])
-    assert all(row["n_test"] == 2329 - 10 for row in results["rows"])
+    assert all(row["n_test"] == 2329 - (0 if row["method"].startswith("latent") else 10) for row in results["rows"])
     means = [r["mean"] for r in results["summary"]]
-    assert len(set(means)) > 3  # the methods teach differently
-    assert json.loads((run / "options.json").read_text())["per_class"] == 5
-    assert (run / "report.html").read_text().count("data:image/png;base64") == 50
+    assert len(set(means)) > 5  # the methods teach differently
+    assert json.loads((run / "options.json").read_text())["generator"] == "teachset:elpv-64"
+    assert len((run / "teaching_sets" / "latent-lc" / "seed0" / "curve.jsonl").read_text().splitlines()) == 15
+    assert (run / "report.html").read_text().count("data:image/png;base64") == 70

@@ -133,19 +133,33 @@ def cmd_report(args) -> None:
 def cmd_demo(args) -> None:
     from .evaluate import format_table
     from .features import dataset_features
+    from .generators import load_generator
     from .methods import SELECTION_METHODS
-    from .pipeline import run_selection_experiment
+    from .methods.teacher import TeacherOptions
+    from .pipeline import run_experiment, selection_makers, teacher_makers
     from .runs import new_run_dir
 
     start = time.perf_counter()
     methods = args.methods or list(SELECTION_METHODS)
+    from .generators.base import bundled_generators
+
+    generator_name = args.generator or (f"teachset:{args.dataset}-{args.size}" if args.teachers else None)
+    if args.teachers and not args.generator and f"{args.dataset}-{args.size}" not in bundled_generators():
+        raise TeachsetError(f"no generator is bundled for {args.dataset} at {args.size} px (bundled: {', '.join(bundled_generators())}); "
+                            "train one with `teachset generator train` and pass --generator, or run without teachers: --teachers")
+    generator = load_generator(generator_name) if args.teachers else None
     dataset = _load(args)
     dataset.check_per_class(args.per_class)
-    options = {k: v for k, v in vars(args).items() if k != "func"} | {"methods": methods}
+    options = {k: v for k, v in vars(args).items() if k != "func"} | {"methods": methods, "generator": generator_name}
     run_dir = new_run_dir(args.out, f"demo-{dataset.name}", options)
     features = dataset_features(dataset, args.extractor, args.input_size)
-    results = run_selection_experiment(dataset, features, run_dir, methods=methods, per_class=args.per_class,
-                                       repeats=args.repeats, extractor=args.extractor, input_size=args.input_size, options=options)
+    makers = selection_makers(methods, dataset, features, args.per_class, args.extractor)
+    if args.teachers:
+        teacher = TeacherOptions(epochs=args.teacher_epochs)
+        makers |= teacher_makers(args.teachers, generator, generator_name, dataset, features, args.per_class,
+                                 args.extractor, args.input_size, teacher)
+    results = run_experiment(dataset, features, run_dir, makers, repeats=args.repeats, extractor=args.extractor,
+                             input_size=args.input_size, options=options)
     print(format_table(results["summary"]))
     print(f"(always answering the majority class scores {results['majority_rate']:.3f})")
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
@@ -162,14 +176,15 @@ def cmd_generator_train(args) -> None:
                            minutes=args.minutes, steps=args.steps, adversarial_start=args.adversarial_start,
                            adversarial_weight=args.adversarial_weight, flip=args.flip, seed=args.seed,
                            sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
-    if options.minutes is None and options.steps is None:
+    if options.minutes is None and options.steps is None and not args.resume:
         raise TeachsetError("give a budget: --minutes M and/or --steps N")
     dataset = _load(args)
     command = "teachset " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("teachset") else ""
     if args.resume:
         run_dir = Path(args.resume)
         saved = json.loads((run_dir / "options.json").read_text())["train"]
-        trainer = GeneratorTrainer(dataset, TrainOptions(**saved), run_dir)
+        budget = {k: v for k, v in (("minutes", args.minutes), ("steps", args.steps)) if v is not None}
+        trainer = GeneratorTrainer(dataset, TrainOptions(**{**saved, **budget}), run_dir)  # a new budget may extend the run
         trainer.load_resume()
         print(f"resuming {run_dir} at step {trainer.step}", file=sys.stderr)
     else:
@@ -378,9 +393,9 @@ teachset report runs/00001-evaluate-elpv/results.json --out report.html
     p.add_argument("results", help="a run folder or its results.json")
     p.add_argument("--out", default=None, help="the HTML file (default: report.html beside results.json)")
 
-    p = command("demo", cmd_demo, "every selection method on a bundled dataset, fresh LC and NN students, an HTML report", """
-teachset demo                                  # elpv, 5 per class, 5 repeats
-teachset demo --dataset digits --per-class 2 --repeats 3
+    p = command("demo", cmd_demo, "every selection method and the latent teachers on a bundled dataset, fresh LC and NN students, an HTML report", """
+teachset demo                                  # elpv, 5 per class, 5 repeats, selection methods and latent teachers
+teachset demo --dataset digits --per-class 2 --repeats 3 --teachers   # selection methods only (no generator for digits)
 teachset demo --methods random kcenters --extractor alexnet
 """)
     p.add_argument("--dataset", default="elpv", help="dataset (default elpv)")
@@ -389,6 +404,10 @@ teachset demo --methods random kcenters --extractor alexnet
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=None, help="default: all")
     p.add_argument("--per-class", type=int, default=5)
     p.add_argument("--repeats", type=int, default=5, help="teaching sets per method (seeds 0..R-1), each scored by fresh students")
+    p.add_argument("--teachers", nargs="*", choices=["lc", "nn"], default=["lc", "nn"],
+                   help="latent teachers to run (default: lc nn; none: --teachers with no value)")
+    p.add_argument("--teacher-epochs", type=int, default=200, help="teacher epochs in the demo (the paper: 1000; default 200 to fit 10 minutes)")
+    p.add_argument("--generator", default=None, help="generator for the latent teachers (default: the bundled teachset:DATASET-SIZE)")
     p.add_argument("--out", default="runs", help="folder under which the numbered run folder is made (default runs)")
 
     p = command("generator", None, "train, evaluate and invert image generators", """
@@ -422,7 +441,7 @@ teachset generator train elpv --resume runs/00003-generator-elpv-64px   # contin
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--sample-every", type=int, default=500)
     q.add_argument("--checkpoint-every", type=int, default=1000)
-    q.add_argument("--resume", default=None, help="a run folder to continue")
+    q.add_argument("--resume", default=None, help="a run folder to continue (with its options; --minutes/--steps set a new total budget)")
     q.add_argument("--out", default="runs")
 
     def add_generator_arg(q):

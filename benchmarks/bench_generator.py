@@ -1,0 +1,63 @@
+"""Generator benchmark on elpv at 64 px: training throughput of each phase, the bundled
+checkpoint's quality against held-out real images (with the real-vs-real floor), and inversion
+error on a held-out teaching set.
+
+    .venv/bin/python benchmarks/bench_generator.py [--generator teachset:elpv-64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from teachset.data import load_dataset
+from teachset.generators import load_generator
+from teachset.generators.invert import invert
+from teachset.generators.quality import evaluate_generator, format_quality
+from teachset.generators.train import GeneratorTrainer, TrainOptions
+
+
+def throughput(dataset, steps: int = 15) -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for phase, start in (("reconstruction", 1.0), ("reconstruction + adversarial", 0.0)):
+            trainer = GeneratorTrainer(dataset, TrainOptions(minutes=None, steps=10**6, adversarial_start=start), Path(tmp))
+            trainer.train_step()
+            begin = time.perf_counter()
+            for _ in range(steps):
+                trainer.train_step()
+            out[phase] = steps * trainer.options.batch_size / (time.perf_counter() - begin)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--generator", default="teachset:elpv-64")
+    parser.add_argument("--out", default="runs/bench-generator")
+    args = parser.parse_args()
+    dataset = load_dataset("elpv", image_size=64)
+    for phase, rate in throughput(dataset).items():
+        print(f"training throughput, {phase}: {rate:.0f} images/s")
+    generator = load_generator(args.generator)
+    meta = getattr(generator, "meta", {})
+    print(f"\ncheckpoint: {args.generator}: {meta.get('step')} steps, {meta.get('train_seconds', 0) / 60:.1f} min of training")
+    print(f"made by: {meta.get('command')}\n")
+    held = meta["held_out_ids"]
+    results = evaluate_generator(generator, dataset, held, args.out)
+    print(format_quality(results))
+    print(f"sample grids: {', '.join(results['grids'])}")
+    index = np.array([dataset.ids.index(i) for i in held[:: max(1, len(held) // 10)][:10]])
+    _, report = invert(generator, dataset.tensor(index), torch.from_numpy(dataset.labels[index]), steps=200)
+    for stage in ("encoder", "refined"):
+        r = report[stage]
+        print(f"inversion of 10 held-out images, {stage}: LPIPS-AlexNet {r['lpips_alexnet']:.3f}, LPIPS-VGG16 "
+              f"{r['lpips_vgg16']:.3f}, relative feature distance {r['feature_distance']:.3f}, L1 {r['l1']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
