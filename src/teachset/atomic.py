@@ -68,3 +68,19 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def read_format_json(path: Path, expected_format: str, missing: str) -> dict:
+    """A JSON file teachset wrote, checked for its format tag; `missing` is the error when absent."""
+    from .errors import TeachsetError
+
+    if not path.is_file():
+        raise TeachsetError(missing)
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise TeachsetError(f"'{path}' is not valid JSON ({error}); write it again with teachset") from None
+    if not isinstance(meta, dict) or meta.get("format") != expected_format:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise TeachsetError(f"'{path}' has format {found!r}; this teachset reads {expected_format}")
+    return meta

@@ -15,6 +15,14 @@ def _examples(text: str) -> str:
     return "examples:\n" + "\n".join("  " + line for line in text.strip().splitlines())
 
 
+def add_command(subparsers, name: str, func, help: str, examples: str) -> argparse.ArgumentParser:
+    """A sub-command with its help, worked examples and handler."""
+    p = subparsers.add_parser(name, help=help, description=help, epilog=_examples(examples),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=func)
+    return p
+
+
 def _add_dataset_args(p: argparse.ArgumentParser, positional: bool = True) -> None:
     if positional:
         p.add_argument("dataset", help="a bundled dataset name (see `teachset datasets`), a folder with one sub-folder per class, or a CSV manifest (path,label[,group])")
@@ -337,10 +345,7 @@ teachset evaluate sets/kcenters --repeats 5
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, func, help, examples):
-        p = sub.add_parser(name, help=help, description=help, epilog=_examples(examples),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.set_defaults(func=func)
-        return p
+        return add_command(sub, name, func, help, examples)
 
     command("datasets", cmd_datasets, "list the bundled datasets", "teachset datasets")
 
@@ -418,10 +423,7 @@ teachset generator invert runs/00003-generator-elpv-64px/checkpoint sets/elpv-kc
     gsub = p.add_subparsers(dest="generator_command", required=True, metavar="COMMAND")
 
     def gcommand(name, func, help, examples):
-        q = gsub.add_parser(name, help=help, description=help, epilog=_examples(examples),
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        q.set_defaults(func=func)
-        return q
+        return add_command(gsub, name, func, help, examples)
 
     q = gcommand("train", cmd_generator_train, "train the autoencoder generator on a dataset (CPU-friendly; resumable)", """
 teachset generator train elpv --minutes 30 --flip          # the recommended budget on 2 CPU cores

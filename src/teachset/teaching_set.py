@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from . import __version__
-from .atomic import atomic_dir
+from .atomic import atomic_dir, read_format_json
 from .errors import TeachsetError
 
 FORMAT = "teachset.teaching_set/1"
@@ -126,15 +126,8 @@ class TeachingSet:
     @classmethod
     def load(cls, folder: str | Path) -> "TeachingSet":
         folder = Path(folder)
-        meta_path = folder / META_FILE
-        if not meta_path.is_file():
-            raise TeachsetError(f"'{folder}' is not a teaching set: it has no {META_FILE}; give a folder written by teachset")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as error:
-            raise TeachsetError(f"'{meta_path}' is not valid JSON ({error}); regenerate the teaching set") from None
-        if meta.get("format") != FORMAT:
-            raise TeachsetError(f"'{meta_path}' has format {meta.get('format')!r}; this teachset reads {FORMAT}")
+        meta = read_format_json(folder / META_FILE, FORMAT,
+                                f"'{folder}' is not a teaching set: it has no {META_FILE}; give a folder written by teachset")
         images = []
         shape = tuple(meta["image_shape"])
         for item in meta["items"]:

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-from ..atomic import atomic_dir
+from ..atomic import atomic_dir, read_format_json
 from ..errors import TeachsetError
 
 WEIGHTS_FILE = "generator.safetensors"
@@ -80,16 +80,8 @@ def save_generator(model: Generator, folder: str | Path, extra: dict | None = No
 
 
 def read_meta(folder: Path) -> dict:
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise TeachsetError(f"'{folder}' is not a generator checkpoint: it has no {CONFIG_FILE}; give a folder written by `teachset generator train`")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise TeachsetError(f"'{path}' is not valid JSON ({error})") from None
-    if meta.get("format") != FORMAT:
-        raise TeachsetError(f"'{path}' has format {meta.get('format')!r}; this teachset reads {FORMAT}")
-    return meta
+    return read_format_json(folder / CONFIG_FILE, FORMAT, f"'{folder}' is not a generator checkpoint: it has no {CONFIG_FILE}; "
+                            "give a folder written by `teachset generator train`")
 
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "generators"

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import TeachsetError
+from .base import ClassScoreStudent
 
 OPTIMIZERS = ("newton", "lbfgs", "adam", "sgd")
 DEFAULT_LR = {"newton": 1.0, "lbfgs": 1.0, "adam": 0.01, "sgd": 0.1}
@@ -77,7 +78,7 @@ def train_linear(features: torch.Tensor, labels: torch.Tensor, W0: torch.Tensor,
 
 
 @dataclass
-class LinearStudent:
+class LinearStudent(ClassScoreStudent):
     """LC student. `fit` returns self; learned `coef_` (C, d) and `intercept_` (C,)."""
 
     epochs: int = 50
@@ -97,12 +98,3 @@ class LinearStudent:
 
     def decision_function(self, features) -> np.ndarray:
         return np.asarray(features, dtype=np.float64) @ self.coef_.T + self.intercept_
-
-    def predict_proba(self, features) -> np.ndarray:
-        return torch.softmax(torch.from_numpy(self.decision_function(features)), dim=1).numpy()
-
-    def predict(self, features) -> np.ndarray:
-        return self.decision_function(features).argmax(axis=1)
-
-    def score(self, features, labels) -> float:
-        return float((self.predict(features) == np.asarray(labels)).mean())

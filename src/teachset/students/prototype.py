@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import TeachsetError
+from .base import ClassScoreStudent
 
 SIMILARITIES = ("cosine", "euclidean")
 RULES = ("logsumexp", "max", "mean")
@@ -49,7 +50,7 @@ def class_scores(features: torch.Tensor, prototypes: torch.Tensor, proto_labels:
 
 
 @dataclass
-class PrototypeStudent:
+class PrototypeStudent(ClassScoreStudent):
     """NN student. `fit` stores `prototypes_` and `prototype_labels_`; deterministic."""
 
     similarity: str = "cosine"
@@ -68,12 +69,3 @@ class PrototypeStudent:
                             similarity=self.similarity, temperature=self.temperature, rule=self.rule)
                for i in range(0, len(X), 4096)]
         return torch.cat(out).numpy()
-
-    def predict_proba(self, features) -> np.ndarray:
-        return torch.softmax(torch.from_numpy(self.decision_function(features)), dim=1).numpy()
-
-    def predict(self, features) -> np.ndarray:
-        return self.decision_function(features).argmax(axis=1)
-
-    def score(self, features, labels) -> float:
-        return float((self.predict(features) == np.asarray(labels)).mean())
