@@ -128,6 +128,22 @@ def test_training_writes_samples_checkpoints_and_resumes(digits32, tmp_path):
     assert resumed.step == 6 and load_generator(tmp_path / "checkpoint").meta["step"] == 6
 
 
+def test_conditional_gan_option_trains_and_inverts_without_an_encoder(digits32, tmp_path):
+    options = TrainOptions(model="cgan", minutes=None, steps=2, batch_size=8, width=8, latent_dim=8, sample_every=2, checkpoint_every=2)
+    GeneratorTrainer(digits32, options, tmp_path).run()
+    model = load_generator(tmp_path / "checkpoint")
+    assert model.kind == "cgan"
+    y = torch.tensor([3, 7])
+    assert model.generate(model.sample_latents(y), y).shape == (2, 1, 32, 32)
+    with pytest.raises(TeachsetError, match="needs the labels"):
+        model.generate(torch.randn(2, 8))
+    with pytest.raises(TeachsetError, match="no encoder"):
+        model.encode(digits32.tensor(slice(0, 2)))
+    z, report = invert(model, digits32.tensor(slice(0, 2)), torch.from_numpy(digits32.labels[:2]), steps=20)
+    objective = lambda r: r["lpips_alexnet"] + r["l1"]  # what the refinement minimises
+    assert z.shape == (2, 8) and objective(report["refined"]) < objective(report["encoder"])
+
+
 def test_training_refuses_bad_data(digits32, tmp_path):
     with pytest.raises(TeachsetError, match="power-of-two sizes"):
         GeneratorTrainer(load_dataset("digits", image_size=24), TrainOptions(), tmp_path)

@@ -180,7 +180,7 @@ def cmd_generator_train(args) -> None:
     from .generators.train import GeneratorTrainer, TrainOptions
     from .runs import new_run_dir
 
-    options = TrainOptions(latent_dim=args.latent_dim, width=args.width, batch_size=args.batch_size, lr=args.lr,
+    options = TrainOptions(model=args.model, latent_dim=args.latent_dim, width=args.width, batch_size=args.batch_size, lr=args.lr,
                            minutes=args.minutes, steps=args.steps, adversarial_start=args.adversarial_start,
                            adversarial_weight=args.adversarial_weight, flip=args.flip, seed=args.seed,
                            sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
@@ -428,9 +428,12 @@ teachset generator invert runs/00003-generator-elpv-64px/checkpoint sets/elpv-kc
     q = gcommand("train", cmd_generator_train, "train the autoencoder generator on a dataset (CPU-friendly; resumable)", """
 teachset generator train elpv --minutes 30 --flip          # the recommended budget on 2 CPU cores
 teachset generator train my_cells/ --size 128 --steps 20000
+teachset generator train elpv --model cgan --minutes 60         # a conditional GAN from scratch instead
 teachset generator train elpv --resume runs/00003-generator-elpv-64px   # continue an interrupted run
 """)
     _add_dataset_args(q)
+    q.add_argument("--model", choices=["autoencoder", "cgan"], default="autoencoder",
+                   help="autoencoder + adversarial sharpening (default; what works on a CPU) or a conditional GAN from scratch")
     q.add_argument("--minutes", type=float, default=None, help="training-time budget in minutes")
     q.add_argument("--steps", type=int, default=None, help="step budget (whichever budget ends first)")
     q.add_argument("--latent-dim", type=int, default=128)

@@ -26,9 +26,21 @@ def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     )
 
 
-def _widths(image_size: int, width: int, max_width: int) -> list[int]:
+def widths_for(image_size: int, width: int, max_width: int) -> list[int]:
+    """Channels per level, highest resolution first; one level per factor of two down to 4x4."""
+    if image_size < 8 or image_size & (image_size - 1):
+        raise TeachsetError(f"generators need a power-of-two image size of at least 8, got {image_size}")
     levels = int(math.log2(image_size // 4))
     return [min(width * 2**i, max_width) for i in range(levels)]
+
+
+def decoder_layers(widths: list[int], channels: int) -> nn.Sequential:
+    """4x4 x widths[-1] -> channels x S x S (before the sigmoid): nearest upsampling + conv blocks."""
+    up, cin = [], widths[-1]
+    for w in reversed(widths):
+        up += [nn.Upsample(scale_factor=2, mode="nearest"), _block(cin, w)]
+        cin = w
+    return nn.Sequential(*up, nn.Conv2d(cin, channels, 3, 1, 1))
 
 
 class Autoencoder(Generator):
@@ -37,12 +49,10 @@ class Autoencoder(Generator):
     def __init__(self, image_size: int = 64, channels: int = 1, latent_dim: int = 128, width: int = 32,
                  max_width: int = 256, num_classes: int = 2, class_names: list[str] | None = None):
         super().__init__()
-        if image_size < 8 or image_size & (image_size - 1):
-            raise TeachsetError(f"the autoencoder needs a power-of-two image size of at least 8, got {image_size}")
         self.image_size, self.channels, self.latent_dim, self.width, self.max_width = image_size, channels, latent_dim, width, max_width
         self.num_classes = num_classes
         self.class_names = class_names or [str(i) for i in range(num_classes)]
-        widths = _widths(image_size, width, max_width)
+        widths = widths_for(image_size, width, max_width)
         top = widths[-1]
         down, cin = [nn.Conv2d(channels, widths[0], 3, 1, 1)], widths[0]
         for w in widths:
@@ -50,11 +60,7 @@ class Autoencoder(Generator):
             cin = w
         self.encoder = nn.Sequential(*down, nn.Flatten(), nn.Linear(top * 16, latent_dim))
         self.project = nn.Linear(latent_dim, top * 16)
-        up, cin = [], top
-        for w in reversed(widths):
-            up += [nn.Upsample(scale_factor=2, mode="nearest"), _block(cin, w)]
-            cin = w
-        self.decoder = nn.Sequential(*up, nn.Conv2d(cin, channels, 3, 1, 1))
+        self.decoder = decoder_layers(widths, channels)
         self.register_buffer("prior_mean", torch.zeros(num_classes, latent_dim))
         self.register_buffer("prior_chol", torch.eye(latent_dim).repeat(num_classes, 1, 1))
 

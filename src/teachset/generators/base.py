@@ -108,8 +108,9 @@ def load_generator(path: str | Path, **external_options) -> Generator:
         return TorchScriptGenerator.load(path, **external_options)
     meta = read_meta(path)
     from .autoencoder import Autoencoder
+    from .cgan import ConditionalGAN
 
-    kinds = {"autoencoder": Autoencoder}
+    kinds = {"autoencoder": Autoencoder, "cgan": ConditionalGAN}
     if meta["kind"] not in kinds:
         raise TeachsetError(f"generator kind '{meta['kind']}' in '{path}' is unknown to this teachset ({', '.join(kinds)})")
     model = kinds[meta["kind"]](**meta["config"])

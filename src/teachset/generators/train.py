@@ -1,5 +1,7 @@
-"""Training the autoencoder generator on a CPU: reconstruction (L1 + LPIPS), then an adversarial
-term with differentiable augmentation that sharpens reconstructions and same-class interpolations.
+"""Training a generator on a CPU. The default, model="autoencoder": reconstruction (L1 + LPIPS),
+then an adversarial term with differentiable augmentation that sharpens reconstructions and
+same-class interpolations. The option model="cgan": a conditional GAN from scratch (hinge loss,
+class-conditioned patch discriminator, DiffAugment), adversarial from the first step.
 
 A run folder holds options.json (written first), metrics.jsonl, samples/stepNNNNNN.png (held-out
 reconstructions, then prior samples per class), checkpoint/ (the EMA generator with its fitted
@@ -28,6 +30,7 @@ from ..errors import TeachsetError
 from ..features.lpips import LPIPS
 from ..report.grid import save_grid
 from .autoencoder import Autoencoder
+from .cgan import ConditionalGAN
 from .base import save_generator
 
 MIN_IMAGES_PER_CLASS = 10
@@ -35,6 +38,7 @@ MIN_IMAGES_PER_CLASS = 10
 
 @dataclass
 class TrainOptions:
+    model: str = "autoencoder"  # or "cgan"
     latent_dim: int = 128
     width: int = 16
     batch_size: int = 32
@@ -54,20 +58,26 @@ class TrainOptions:
 
 
 class PatchDiscriminator(nn.Module):
-    """Real-vs-generated logits per 8x8-ish patch; spectral-normalised convs."""
+    """Real-vs-generated logits per 8x8-ish patch; spectral-normalised convs. With num_classes > 0
+    the class enters as one-hot planes beside the image (a conditional discriminator)."""
 
-    def __init__(self, channels: int, width: int = 32):
+    def __init__(self, channels: int, width: int = 32, num_classes: int = 0):
         super().__init__()
+        self.num_classes = num_classes
         sn = nn.utils.spectral_norm
         self.net = nn.Sequential(
-            sn(nn.Conv2d(channels, width, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(channels + num_classes, width, 4, 2, 1)), nn.LeakyReLU(0.2),
             sn(nn.Conv2d(width, width * 2, 4, 2, 1)), nn.LeakyReLU(0.2),
             sn(nn.Conv2d(width * 2, width * 4, 4, 2, 1)), nn.LeakyReLU(0.2),
             sn(nn.Conv2d(width * 4, 1, 3, 1, 1)),
         )
 
-    def forward(self, x):
-        return self.net(x * 2 - 1)
+    def forward(self, x, y=None):
+        x = x * 2 - 1
+        if self.num_classes:
+            planes = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[-2:])
+            x = torch.cat([x, planes], dim=1)
+        return self.net(x)
 
 
 def diff_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -109,11 +119,14 @@ class GeneratorTrainer:
         check_trainable(dataset)
         self.dataset, self.options, self.run_dir = dataset, options, Path(run_dir)
         self.train_index, self.held_index = stratified_holdout(dataset.labels, options.holdout, options.seed)
+        if options.model not in ("autoencoder", "cgan"):
+            raise TeachsetError(f"unknown generator model '{options.model}'; choose autoencoder or cgan")
         torch.manual_seed(options.seed)
-        self.model = Autoencoder(dataset.image_size, dataset.channels, options.latent_dim, options.width,
-                                 num_classes=dataset.num_classes, class_names=dataset.class_names)
+        model = Autoencoder if options.model == "autoencoder" else ConditionalGAN
+        self.model = model(dataset.image_size, dataset.channels, options.latent_dim, options.width,
+                           num_classes=dataset.num_classes, class_names=dataset.class_names)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        self.disc = PatchDiscriminator(dataset.channels)
+        self.disc = PatchDiscriminator(dataset.channels, num_classes=dataset.num_classes if options.model == "cgan" else 0)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=(0.9, 0.99))
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=options.disc_lr, betas=(0.0, 0.99))
         self.lpips = LPIPS("alexnet")
@@ -129,30 +142,27 @@ class GeneratorTrainer:
         return max(parts) if parts else 1.0
 
     # one step -------------------------------------------------------------------------------
+    def _adversarial(self, real, fake, y=None) -> tuple[torch.Tensor, dict]:
+        """One hinge-loss discriminator step; returns the generator's adversarial loss."""
+        d_loss = F.relu(1 - self.disc(diff_augment(real, self.rng), y)).mean() + \
+            F.relu(1 + self.disc(diff_augment(fake.detach(), self.rng), y)).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        g_adv = -self.disc(diff_augment(fake, self.rng), y).mean()
+        return g_adv, {"d_loss": d_loss.item(), "g_adv": g_adv.item()}
+
+    def _gan_loss(self, x, y) -> tuple[torch.Tensor, dict]:
+        z = torch.randn(len(y), self.model.latent_dim, generator=self.rng)
+        return self._adversarial(x, self.model.generate(z, y), y)
+
     def train_step(self) -> dict:
         o = self.options
         batch = torch.randint(len(self.images), (o.batch_size,), generator=self.rng)
         x, y = self.images[batch], self.labels[batch]
         if o.flip:
             x = _flip(x, self.rng)
-        z = self.model.encode(x)
-        recon = self.model.generate(z)
-        l1 = (recon - x).abs().mean()
-        perceptual = self.lpips(recon, x).mean()
-        loss = l1 + o.lpips_weight * perceptual
-        logs = {"l1": l1.item(), "lpips": perceptual.item()}
-        if self.progress() >= o.adversarial_start:
-            alpha = torch.rand(len(z), 1, generator=self.rng)
-            mixed = self.model.generate(alpha * z + (1 - alpha) * z[_same_class_partners(y, self.rng)])
-            fake = torch.cat([recon, mixed])
-            d_loss = F.relu(1 - self.disc(diff_augment(x, self.rng))).mean() + \
-                F.relu(1 + self.disc(diff_augment(fake.detach(), self.rng))).mean()
-            self.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.opt_d.step()
-            g_adv = -self.disc(diff_augment(fake, self.rng)).mean()
-            loss = loss + o.adversarial_weight * g_adv
-            logs |= {"d_loss": d_loss.item(), "g_adv": g_adv.item()}
+        loss, logs = self._gan_loss(x, y) if o.model == "cgan" else self._autoencoder_loss(x, y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -162,9 +172,28 @@ class GeneratorTrainer:
         self.step += 1
         return logs
 
+    def _autoencoder_loss(self, x, y) -> tuple[torch.Tensor, dict]:
+        o = self.options
+        z = self.model.encode(x)
+        recon = self.model.generate(z)
+        l1 = (recon - x).abs().mean()
+        perceptual = self.lpips(recon, x).mean()
+        loss = l1 + o.lpips_weight * perceptual
+        logs = {"l1": l1.item(), "lpips": perceptual.item()}
+        if self.progress() >= o.adversarial_start:
+            alpha = torch.rand(len(z), 1, generator=self.rng)
+            mixed = self.model.generate(alpha * z + (1 - alpha) * z[_same_class_partners(y, self.rng)])
+            g_adv, adv_logs = self._adversarial(x, torch.cat([recon, mixed]))
+            loss = loss + o.adversarial_weight * g_adv
+            logs |= adv_logs
+        return loss, logs
+
     # artifacts ------------------------------------------------------------------------------
     @torch.no_grad()
-    def fitted_ema(self) -> Autoencoder:
+    def fitted_ema(self):
+        """The EMA generator, with the autoencoder's class prior fitted to its training codes."""
+        if self.options.model == "cgan":
+            return self.ema
         z = torch.cat([self.ema.encode(self.images[i : i + 256]) for i in range(0, len(self.images), 256)])
         self.ema.fit_prior(z, self.labels)
         return self.ema
@@ -197,11 +226,11 @@ class GeneratorTrainer:
     @torch.no_grad()
     def save_samples(self) -> None:
         held = self.dataset.tensor(self.held_index[:: max(1, len(self.held_index) // 8)][:8])
-        recon = self.ema.generate(self.ema.encode(held))
         model = self.fitted_ema()
+        recon = model.generate(model.encode(held)) if self.options.model == "autoencoder" else torch.empty(0, *held.shape[1:])
         per_class = 8
         y = torch.arange(model.num_classes).repeat_interleave(per_class)
-        samples = model.generate(model.sample_latents(y, torch.Generator().manual_seed(0)))
+        samples = model.generate(model.sample_latents(y, torch.Generator().manual_seed(0)), y)
         rows = torch.cat([held, recon, samples])
         save_grid(rows, self.run_dir / "samples" / f"step{self.step:06d}.png", ncol=8)
 
@@ -226,6 +255,7 @@ class GeneratorTrainer:
                     self.save_samples()
                 if self.step % o.checkpoint_every == 0:
                     self.save_checkpoint(command)
+            bar.update(100 - bar.n)
         except KeyboardInterrupt:
             self.save_checkpoint(command)
             raise
