@@ -11,6 +11,7 @@ demo: setup
 	.venv/bin/teachset demo
 
 test: setup
+	bash scripts/study_system_deps.sh
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 
 bench: setup

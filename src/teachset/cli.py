@@ -506,6 +506,10 @@ teachset teach elpv --space pixels --student lc --epochs 500           # dataset
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
     p.add_argument("--overwrite", action="store_true")
+
+    from .study.cli import add_commands as add_study_commands
+
+    add_study_commands(sub)
     return parser
 
 

@@ -9,6 +9,7 @@
     server.py    binding, links, uvicorn
     export.py    the data as tables; analysis.py + stats.py: `study analyze`
     simulate.py  simulated participants (tests, benchmark, smoke tests)
+    testing.py   a throwaway local PostgreSQL and a server process (tests, benchmark)
     cli.py       `teachset study create | serve | analyze`
 """
 

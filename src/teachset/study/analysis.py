@@ -100,6 +100,7 @@ def summarize(design: StudyDesign, data: StudyData, included: set[str],
         quiz = [t for t in data.trials if t["participant"] in names and t["phase"] == "quiz"]
         correct, quiz_correct = sum(t["correct"] for t in test), sum(t["correct"] for t in quiz)
         mean, low, high = mean_interval([p["test_accuracy"] for p in people if p["test_trials"]])
+        low, high = (float(np.clip(v, 0.0, 1.0)) for v in (low, high))  # an accuracy's t interval, in [0, 1]
         revisits = [p["revisits_test"] + p["revisits_quiz"] for p in people]
         proxy = proxies.get(condition.name, {})
         results.append(ConditionResult(
@@ -159,7 +160,7 @@ def _figures(results: list[ConditionResult], curve: list[dict], out: Path, chanc
 
     names = [r.condition for r in results]
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(names) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(names) + 3.5), 3.6))
     width = 0.26
     ax.bar(x - width, [r.proxy_lc for r in results], width, label="LC student", color="#8da0cb")
     ax.bar(x, [r.proxy_nn for r in results], width, label="NN student", color="#66c2a5")
@@ -170,13 +171,13 @@ def _figures(results: list[ConditionResult], curve: list[dict], out: Path, chanc
     ax.set_xticks(x, names)
     ax.set_ylim(0, 1)
     ax.set_ylabel("test accuracy")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.set_title("Proxy students and humans, per teaching set")
     fig.tight_layout()
     fig.savefig(out / "fig_accuracy.png", dpi=120)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(7, 3.6))
     for name in names:
         rows = [r for r in curve if r["condition"] == name]
         if not rows:
@@ -188,7 +189,7 @@ def _figures(results: list[ConditionResult], curve: list[dict], out: Path, chanc
     ax.set_xlabel("test trial")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.set_title("Learning curve over the test")
     fig.tight_layout()
     fig.savefig(out / "fig_learning_curve.png", dpi=120)
@@ -245,13 +246,14 @@ def analyze(design: StudyDesign, db: Database, out: Path, include_incomplete: bo
     atomic_write_text(out / "analysis.json", json.dumps(_clean(summary), indent=2) + "\n")
     html = page_environment().get_template("analysis.html").render(
         summary=summary, results=results, comparison=comparison, curve=curve, figures=figures,
+        participants=data.participants,
         dictionary=data_dictionary(), fmt=_fmt, proxy=proxy)
     atomic_write_text(out / "report.html", html)
     return _clean(summary)
 
 
 def _fmt(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if isinstance(value, float):
         return f"{value:.{digits}f}"

@@ -45,7 +45,7 @@ examples:
 """
 
 SERVE_EPILOG = f"""\
-Prints the participant link (plain, Prolific and MTurk forms) and the dashboard link, which
+Prints the participant link (plain, Prolific, and with an id of your own) and the dashboard link, which
 carries the study's secret token: keep it to yourself. Responses go to an SQLite file in the
 study folder unless --database (or ${DATABASE_ENV}) names another database. Put the server behind a
 TLS reverse proxy for a real study and give its address with --public-url.
@@ -57,7 +57,7 @@ examples:
       teachset study serve studies/Solar_cells --host 0.0.0.0 --public-url https://study.example.org
 """
 
-ANALYZE_EPILOG = f"""\
+ANALYZE_EPILOG = """\
 Reads the responses (the same --database as serve; default: the study's SQLite file) and writes
 report.html, trials.csv (one row per answer), participants.csv, events.csv, data_dictionary.csv,
 conditions.csv, learning_curve.csv, analysis.json and two figures. Only participants who

@@ -42,7 +42,7 @@ def links(design: StudyDesign, base: str) -> dict[str, str]:
     return {
         "participant": f"{base}/",
         "prolific": f"{base}/?{PROLIFIC_QUERY}",
-        "mturk": f"{base}/?workerId=WORKER_ID&assignmentId=ASSIGNMENT_ID&hitId=HIT_ID",
+        "with_id": f"{base}/?participant=ID",
         "dashboard": f"{base}/dashboard/login?token={quote(token)}",
     }
 
@@ -65,7 +65,7 @@ def serve(design: StudyDesign, database_url: str, host: str = "127.0.0.1", port:
     print(f"study '{design.name}': {len(design.conditions)} condition(s), database {db.describe()}")
     print(f"participant link: {found['participant']}")
     print(f"  from Prolific:  {found['prolific']}")
-    print(f"  from MTurk:     {found['mturk']}")
+    print(f"  with an id:     {found['with_id']}  (one session per id; MTurk's workerId= works too)")
     print(f"dashboard link:   {found['dashboard']}")
     print(f"listening on {shown_host}:{bound_port}; stop with Ctrl-C", flush=True)
     sys.stdout.flush()

@@ -78,15 +78,21 @@
     feedback.className = "feedback";
     setBusy(true);
     shownAt = null;
-    image.classList.remove("loaded");
-    image.src = state.image;
+    var url = new URL(state.image, window.location.href).href;
+    if (image.src === url && image.complete && image.naturalWidth > 0) {
+      imageShown();  // the same trial again (after a refused request): no new load event comes
+    } else {
+      image.classList.remove("loaded");
+      image.src = state.image;
+    }
   }
 
-  image.addEventListener("load", function () {
+  function imageShown() {
     image.classList.add("loaded");
     shownAt = performance.now();
     setBusy(false);
-  });
+  }
+  image.addEventListener("load", imageShown);
   image.addEventListener("error", function () {
     showError("The image did not load; trying again...");
     setTimeout(function () { image.src = state.image + "?retry=" + Date.now(); }, 1500);

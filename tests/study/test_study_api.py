@@ -1,0 +1,327 @@
+"""The participant API against a live server, on SQLite and on PostgreSQL (`database_url` runs both):
+repeat participation, reload and resume, tampered ids, double submission, invalid payloads,
+writes after completion; and that a test label never reaches the browser."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from teachset.study.db import events, sessions, trials
+from teachset.study.identity import ParticipantId
+from teachset.study.simulate import StudyClient, answer_all, oracle, run_participant, start, Participation
+
+STATE_KEYS = {"phase", "url", "trial", "total", "stimulus", "image"}
+
+
+def count(live, table, **where) -> int:
+    query = select(func.count()).select_from(table)
+    for column, value in where.items():
+        query = query.where(table.c[column] == value)
+    with live.db.read() as conn:
+        return conn.execute(query).scalar_one()
+
+
+def begin(live, participant: str | None = "p1") -> tuple[StudyClient, dict]:
+    client = live.client()
+    return client, start(client, participant, Participation(participant or "anon"))
+
+
+def answer(client: StudyClient, state: dict, choice: int = 0, **change):
+    payload = {"phase": state["phase"], "trial": state["trial"], "stimulus": state["stimulus"], "answer": choice,
+               "rt_ms": 800, **change}
+    return client.post_json("/api/answer", payload)
+
+
+def finish(live, client, state) -> dict:
+    return answer_all(client, state, lambda s: 0, Participation("x"), random.Random(0))
+
+
+def test_a_whole_participation_never_sends_a_test_label(live):
+    design = live.design
+    client, state = begin(live, "whole")
+    test_tokens = {s.token for s in design.test_pool}
+    seen_test_replies = 0
+    while state["phase"] in ("quiz", "test"):
+        assert set(state) == STATE_KEYS
+        assert state["image"] == f"/img/{state['stimulus']}.png"
+        reply = answer(client, state)
+        assert reply.status == 200
+        body = reply.json()
+        if state["phase"] == "test":
+            assert state["stimulus"] in test_tokens
+            assert set(body) == {"recorded", "duplicate", "state"}  # no feedback, no label, no correctness
+            seen_test_replies += 1
+        else:
+            assert set(body["feedback"]) == {"correct", "label"}
+        if body["state"]["phase"] != "done":  # the trial page embeds the state, nothing more
+            page = client.get("/trial").body.decode()
+            embedded = page.split('id="initial-state" type="application/json">', 1)[1].split("</script>", 1)[0]
+            assert json.loads(embedded) == body["state"]
+        state = body["state"]
+    assert seen_test_replies == design.test_count
+    assert state == {"phase": "done", "url": "/done"}
+    done = client.get("/done")
+    assert done.status == 200 and b"completion-code" in done.body
+    # the image a test trial shows is named by a random token, never by its dataset id or class
+    for stimulus in design.test_pool:
+        assert stimulus.source_id not in stimulus.token
+    assert count(live, trials) == len(design.conditions[0].quiz) + design.test_count
+
+
+def test_repeat_participation_gets_the_same_session(live):
+    client, state = begin(live, "repeat")
+    assert answer(client, state).status == 200
+    # the same id from another browser (no cookie): the same session, where it was, no new row
+    other, resumed = begin(live, "repeat")
+    assert resumed["trial"] == 1 and resumed["phase"] == "quiz"
+    assert other.cookies["teachset_session"] == client.cookies["teachset_session"]
+    assert count(live, sessions) == 1
+    finish(live, other, resumed)
+    # after completion the link leads to the end page again, not to a new session
+    third = live.client()
+    reply = third.get("/?participant=repeat")
+    assert reply.status == 303 and reply.headers["location"] == "/done"
+    assert third.get("/done").status == 200
+    assert count(live, sessions) == 1
+
+
+def test_reload_resumes_where_the_participant_was(live):
+    client, state = begin(live, "reload")
+    for _ in range(3):
+        state = answer(client, state).json()["state"]
+    page = client.get("/trial").body.decode()
+    embedded = json.loads(page.split('id="initial-state" type="application/json">', 1)[1].split("</script>", 1)[0])
+    assert embedded == state and embedded["trial"] == 3
+    assert client.get("/api/state").json() == state
+    # the teaching page and the entry link send a participant past it back to the trial
+    assert client.get("/teach").headers["location"] == "/trial"
+    assert client.get("/").headers["location"] == "/trial"
+
+
+def test_participant_ids_are_stored_only_as_a_keyed_hash(live):
+    begin(live, "PlainId12345")
+    with live.db.read() as conn:
+        row = conn.execute(sessions.select()).one()
+    assert "PlainId12345" not in json.dumps({k: str(v) for k, v in row._mapping.items()})
+    key = live.design.secrets()["participant_key"]
+    assert row.participant_hash == ParticipantId("url", "PlainId12345").hashed(key)
+    assert row.participant_hash != ParticipantId("prolific", "PlainId12345").hashed(key)
+
+
+def test_tampered_ids_are_refused(live):
+    client, state = begin(live, "tamper")
+    # a session token that is well formed but not ours
+    stranger = live.client()
+    stranger.cookies["teachset_session"] = "A" * 43
+    for reply in (stranger.get("/api/state"), answer(stranger, state), stranger.get("/trial"),
+                  stranger.post_json("/api/event", {"event_id": "abcdefgh1", "kind": "show_teaching_set"})):
+        assert reply.status == 403
+    # a malformed token
+    stranger.cookies["teachset_session"] = "<script>"
+    assert stranger.get("/api/state").status == 400
+    # no token
+    assert live.client().get("/api/state").status == 401
+    # another trial's stimulus, another participant's stimulus, a made-up one
+    other_client, other_state = begin(live, "tamper-other")
+    wrong = {s.token for s in live.design.conditions[0].quiz + live.design.conditions[1].quiz} - {state["stimulus"]}
+    for stimulus in (sorted(wrong)[0], other_state["stimulus"] if other_state["stimulus"] != state["stimulus"] else sorted(wrong)[1],
+                     "0123456789abcdef"):
+        reply = answer(client, state, stimulus=stimulus)
+        assert reply.status == 400, reply.body
+    # a trial index or phase that is not where the session is
+    assert answer(client, state, trial=5).status == 409
+    assert answer(client, state, phase="test").status == 409
+    assert count(live, trials) == 0
+    # participant ids in the link: invalid characters, an unfilled placeholder
+    for query in ("/?PROLIFIC_PID=%3Cb%3Ebad%3C/b%3E", "/?PROLIFIC_PID={{%25PROLIFIC_PID%25}}", "/?workerId=" + "x" * 65):
+        reply = live.client().get(query)
+        assert reply.status == 400 and b"<b>bad" not in reply.body
+
+
+def test_double_submission_is_stored_once(live):
+    client, state = begin(live, "double")
+    first = answer(client, state, choice=3)
+    again = answer(client, state, choice=3)
+    assert first.status == 200 and again.status == 200
+    assert first.json()["duplicate"] is False and again.json()["duplicate"] is True
+    assert again.json()["state"] == first.json()["state"]
+    # a different answer to an answered trial does not overwrite it
+    assert answer(client, state, choice=4).status == 409
+    with live.db.read() as conn:
+        stored = conn.execute(trials.select()).all()
+    assert len(stored) == 1 and stored[0].answer == 3
+    # the same request sent by eight threads at once: one row
+    state = first.json()["state"]
+    token = client.cookies["teachset_session"]
+    barrier, replies = threading.Barrier(8), []
+
+    def send():
+        c = live.client()
+        c.cookies["teachset_session"] = token
+        barrier.wait()
+        replies.append(answer(c, state, choice=2))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(r.status for r in replies) == [200] * 8
+    assert sum(not r.json()["duplicate"] for r in replies) == 1
+    assert count(live, trials) == 2
+    # a double-clicked consent (same visit token): one session
+    anon = live.client()
+    page = anon.get("/").body.decode()
+    visit = page.split('name="visit" value="', 1)[1].split('"', 1)[0]
+    for _ in range(2):
+        assert anon.post_form("/consent", {"consent": "yes", "visit": visit}).status == 303
+    assert count(live, sessions) == 2  # "double" and this one
+    # an event sent twice: one row
+    event = {"event_id": "evt-0000001", "kind": "show_teaching_set"}
+    assert [client.post_json("/api/event", event).json()["duplicate"] for _ in range(2)] == [False, True]
+    assert count(live, events, kind="show_teaching_set") == 1
+
+
+INVALID_ANSWERS = [
+    (b"not json", 400),
+    (b"[1, 2]", 400),
+    (b'{"phase": "quiz"}', 400),
+    (b'{"phase": "quiz", "trial": 0, "stimulus": "S", "answer": 0, "rt_ms": 5, "extra": 1}', 400),
+    (b'{"phase": "practice", "trial": 0, "stimulus": "S", "answer": 0, "rt_ms": 5}', 400),
+    (b'{"phase": "quiz", "trial": "0", "stimulus": "S", "answer": 0, "rt_ms": 5}', 400),
+    (b'{"phase": "quiz", "trial": 0, "stimulus": "S", "answer": true, "rt_ms": 5}', 400),
+    (b'{"phase": "quiz", "trial": 0, "stimulus": "S", "answer": 1.5, "rt_ms": 5}', 400),
+    (b'{"phase": "quiz", "trial": 0, "stimulus": "S", "answer": 10, "rt_ms": 5}', 400),
+    (b'{"phase": "quiz", "trial": 0, "stimulus": "S", "answer": -1, "rt_ms": 5}', 400),
+    (b'{"phase": "quiz", "trial": 0, "stimulus": "S", "answer": 0, "rt_ms": -5}', 400),
+    (b'{"phase": "quiz", "trial": 0, "stimulus": "S", "answer": 0, "rt_ms": 99999999999}', 400),
+    (b'{"phase": "quiz", "trial": -1, "stimulus": "S", "answer": 0, "rt_ms": 5}', 400),
+    (b'{"phase": "quiz", "trial": 0, "stimulus": "<script>", "answer": 0, "rt_ms": 5}', 400),
+    (b'{"phase": "quiz", "trial": 0, "stimulus": null, "answer": 0, "rt_ms": 5}', 400),
+    (b"\xff\xfe", 400),
+    (b"", 400),
+    (b'{"phase": "quiz", "trial": 0, "stimulus": "S", "answer": 0, "rt_ms": 5, "pad": "' + b"x" * 5000 + b'"}', 413),
+]
+
+
+@pytest.mark.parametrize("body,status", INVALID_ANSWERS, ids=[f"answer{i}" for i in range(len(INVALID_ANSWERS))])
+def test_invalid_answers_get_a_clear_4xx(live, body, status):
+    client, state = begin(live, "invalid")
+    body = body.replace(b'"S"', json.dumps(state["stimulus"]).encode())
+    reply = client.request("POST", "/api/answer", body, "application/json")
+    assert reply.status == status, reply.body
+    assert reply.headers["content-type"].startswith("application/json")
+    assert set(reply.json()) == {"error"} and reply.json()["error"]
+    assert count(live, trials) == 0
+
+
+def test_other_invalid_requests_get_a_clear_4xx(live):
+    client, state = begin(live, "other")
+    valid = json.dumps({"phase": state["phase"], "trial": 0, "stimulus": state["stimulus"], "answer": 0, "rt_ms": 5})
+    cases = [
+        (client.request("POST", "/api/answer", valid.encode(), "text/plain"), 415),
+        (client.request("POST", "/api/answer", valid.encode(), "application/x-www-form-urlencoded"), 415),
+        (client.request("POST", "/api/answer", b"{}", "application/json", headers={"Content-Length": "99999"}), 413),
+        (client.get("/api/answer"), 405),
+        (client.request("DELETE", "/api/state"), 405),
+        (client.get("/api/nothing"), 404),
+        (client.get("/img/0123456789abcdef.png"), 404),
+        (client.get("/img/../study.json"), 404),
+        (client.get("/static/secrets.json"), 404),
+        (client.post_json("/api/event", {"event_id": "short", "kind": "show_teaching_set"}), 400),
+        (client.post_json("/api/event", {"event_id": "abcdefgh12", "kind": "reveal_labels"}), 400),
+        (client.post_json("/api/event", {"event_id": "abcdefgh12", "kind": "hide_teaching_set", "duration_ms": "1"}), 400),
+        (client.request("POST", "/consent", b"%zz=\xff", "application/x-www-form-urlencoded"), 400),
+    ]
+    for reply, status in cases:
+        assert reply.status == status, (status, reply.body)
+        assert reply.status < 500
+    assert count(live, trials) == 0
+
+
+def test_writes_after_completion_are_refused(live):
+    client, state = begin(live, "complete")
+    last_payload = None
+    while state["phase"] in ("quiz", "test"):
+        last_payload = {"phase": state["phase"], "trial": state["trial"], "stimulus": state["stimulus"], "answer": 1,
+                        "rt_ms": 900}
+        state = client.post_json("/api/answer", last_payload).json()["state"]
+    stored = count(live, trials)
+    # the retry of the last answer (its reply was lost) is acknowledged, not stored again
+    retry = client.post_json("/api/answer", last_payload)
+    assert retry.status == 200 and retry.json()["duplicate"] is True
+    # anything new is refused
+    assert client.post_json("/api/answer", {**last_payload, "answer": 2}).status == 409
+    assert client.post_json("/api/answer", {**last_payload, "trial": last_payload["trial"] + 1}).status == 409
+    assert client.post_json("/api/event", {"event_id": "late-event-1", "kind": "show_teaching_set"}).status == 409
+    assert client.post_form("/teach/done", {}).headers["location"] == "/done"
+    assert count(live, trials) == stored
+    assert count(live, events, kind="show_teaching_set") == 0
+
+
+def test_teaching_set_openings_are_logged_as_events(live):
+    client, state = begin(live, "events")
+    assert client.post_json("/api/event", {"event_id": "open-00001", "kind": "show_teaching_set"}).status == 200
+    state = answer(client, state).json()["state"]
+    assert client.post_json("/api/event", {"event_id": "close-0001", "kind": "hide_teaching_set",
+                                           "duration_ms": 4200}).status == 200
+    with live.db.read() as conn:
+        rows = conn.execute(events.select().order_by(events.c.id)).all()
+    assert [(e.kind, e.phase, e.position, e.duration_ms) for e in rows] == [
+        ("teaching_done", "teaching", 0, None), ("show_teaching_set", "quiz", 0, None),
+        ("hide_teaching_set", "quiz", 1, 4200)]
+
+
+def test_teaching_page_lists_classes_as_rows_and_escapes(live):
+    client = live.client()
+    consent = client.get("/?participant=rows").body.decode()
+    assert "Digits &lt;test&gt;" in consent and "Digits <test>" not in consent  # the study name is escaped
+    assert client.post_form("/consent", {"consent": "yes", "participant": "rows"}).status == 303
+    page = client.get("/teach").body.decode()
+    assert page.count('class="class-row"') == 10
+    condition = client_condition(live)
+    for stimulus in live.design.condition(condition).teach:
+        assert f"/img/{stimulus.token}.png" in page
+    for stimulus in live.design.condition(condition).quiz:  # quiz tokens never appear beside a label
+        assert stimulus.token not in page
+    # escaping of what a participant sends: a refused placeholder id is echoed, escaped
+    reply = live.client().get("/?PROLIFIC_PID=%7B%3Cscript%3Ealert(1)%3C/script%3E")
+    assert reply.status == 400
+    assert b"<script>alert" not in reply.body and b"&lt;script&gt;alert" in reply.body
+
+
+def client_condition(live) -> str:
+    with live.db.read() as conn:
+        return conn.execute(select(sessions.c.condition)).scalar_one()
+
+
+def test_declining_consent_stores_nothing(live):
+    client = live.client()
+    client.get("/?participant=decline")
+    reply = client.post_form("/consent", {"participant": "decline"})
+    assert reply.status == 200 and b"nothing was recorded" in reply.body
+    assert count(live, sessions) == 0
+
+
+def test_dashboard_needs_the_token(live):
+    token = live.design.secrets()["dashboard_token"]
+    run_participant(live.url, "dash", oracle(live.design, 1.0, random.Random(0)), seed=0)
+    anyone = live.client()
+    assert anyone.get("/dashboard").headers["location"] == "/dashboard/login"
+    assert anyone.get("/dashboard/login?token=wrong").status == 403
+    assert anyone.get("/dashboard/export/trials.csv").status == 401
+    researcher = live.client()
+    assert researcher.get(f"/dashboard/login?token={token}").status == 303
+    page = researcher.get("/dashboard")
+    assert page.status == 200 and b"<td>1</td>" in page.body
+    trials_csv = researcher.get("/dashboard/export/trials.csv")
+    assert trials_csv.status == 200 and trials_csv.headers["content-type"].startswith("text/csv")
+    assert len(trials_csv.body.decode().strip().splitlines()) == 1 + 10 + live.design.test_count
+    bearer = live.client().get("/dashboard/export/participants.csv", headers={"Authorization": f"Bearer {token}"})
+    assert bearer.status == 200 and b"P0001" in bearer.body
+    assert researcher.get("/dashboard/export/secrets.json").status == 404

@@ -1,0 +1,77 @@
+"""The `study` commands: create, serve (its links), analyze; user errors as one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from teachset.study.__main__ import main
+from teachset.study.cli import add_commands
+from teachset.study.db import Database
+from teachset.study.design import load_study
+
+
+def test_add_commands_registers_the_study_group():
+    parser = argparse.ArgumentParser(prog="teachset")
+    add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["study", "serve", "somewhere", "--port", "0"])
+    assert args.func.__name__ == "run_serve" and args.port == 0 and args.host == "127.0.0.1"
+    args = parser.parse_args(["study", "create", "--name", "n", "--dataset", "digits", "--condition", "A=x"])
+    assert args.func.__name__ == "run_create" and args.test_images == 200
+    args = parser.parse_args(["study", "analyze", "somewhere", "--no-proxy"])
+    assert args.func.__name__ == "run_analyze" and args.no_proxy
+
+
+@pytest.mark.parametrize("command", ["create", "serve", "analyze"])
+def test_help_has_worked_examples(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"teachset study {command}" in out
+
+
+def test_create_then_analyze_from_the_command_line(digits_study, tmp_path, capsys):
+    folders = [f"{c.name}={digits_study.path / c.folder}" for c in digits_study.conditions]
+    consent = tmp_path / "consent.txt"
+    consent.write_text("Custom consent, first paragraph.\n\nSecond <b>paragraph</b>.")
+    out = tmp_path / "cli-study"
+    assert main(["create", "--name", "CLI study", "--dataset", "digits", "--condition", folders[0], "--condition",
+                 folders[1], "--test-images", "6", "--seed", "4", "--out", str(out), "--consent", str(consent),
+                 "--require-participant-id", "--completion-code", "ABC123"]) == 0
+    assert "next: teachset study serve" in capsys.readouterr().out
+    design = load_study(out)
+    assert design.test_count == 6 and design.require_participant_id and design.completion_code == "ABC123"
+    assert design.consent.startswith("Custom consent")
+    # nothing served yet: a clear error, not an empty report
+    assert main(["analyze", str(out), "--no-proxy"]) == 2
+    assert "no responses yet" in capsys.readouterr().err
+    db = Database(design.default_database_url())
+    db.create_schema()
+    db.close()
+    assert main(["analyze", str(out), "--no-proxy", "--permutations", "100"]) == 0
+    assert "report:" in capsys.readouterr().out
+    assert (out / "analysis" / "report.html").is_file()
+    assert json.loads((out / "analysis" / "analysis.json").read_text())["participants_total"] == 0
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["create", "--name", "x", "--dataset", "digits", "--condition", "noequals"], "NAME=PATH"),
+    (["create", "--name", "x", "--dataset", "nowhere-dataset", "--condition", "A=nowhere"], "not a teaching set"),
+    (["serve", "no-such-study"], "is not a study"),
+    (["analyze", "no-such-study"], "is not a study"),
+])
+def test_user_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_serve_refuses_a_bad_database_url(digits_study, capsys):
+    assert main(["serve", str(digits_study.path), "--database", "mysql://x@y/z", "--port", "0"]) == 2
+    assert "not supported" in capsys.readouterr().err
+    assert main(["serve", str(digits_study.path), "--database", "postgresql://nobody@127.0.0.1:1/none",
+                 "--port", "0"]) == 2
+    assert "cannot open database" in capsys.readouterr().err
