@@ -122,7 +122,7 @@ def session_token(request: Request) -> str:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise BadRequest("no session: open the study link to start", status=401)
-    if not TOKEN.match(token):
+    if not TOKEN.fullmatch(token):
         raise BadRequest("the session cookie is malformed; open the study link again")
     return token
 
@@ -151,7 +151,7 @@ async def entry(request: Request) -> Response:
     session = None
     if participant is not None:
         session = await run_in_threadpool(ctx.flow.session_of, participant)
-    elif request.cookies.get(SESSION_COOKIE) and TOKEN.match(request.cookies[SESSION_COOKIE]):
+    elif request.cookies.get(SESSION_COOKIE) and TOKEN.fullmatch(request.cookies[SESSION_COOKIE]):
         session = await run_in_threadpool(ctx.flow.session, request.cookies[SESSION_COOKIE])
     if session is not None:
         return with_session_cookie(redirect(ctx.flow.state(session)["url"]), session.token, ctx.secure_cookies)
@@ -178,7 +178,7 @@ async def consent(request: Request) -> Response:
         if ctx.design.require_participant_id:
             return ctx.message("This link does not work", NEEDS_ID, status=400)
         visit = form.get(VISIT, "")
-        if not TOKEN.match(visit):
+        if not TOKEN.fullmatch(visit):
             return ctx.message("Please start again", "The form was incomplete; open the study link again.", status=400)
         participant = ParticipantId("anonymous", visit)
     session = await run_in_threadpool(ctx.flow.start, participant)

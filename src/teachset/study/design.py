@@ -37,7 +37,7 @@ STUDY_FILE = "study.json"
 SECRETS_FILE = "secrets.json"
 DEFAULT_DATABASE_FILE = "responses.sqlite"
 PER_PARTICIPANT_POOL_FACTOR = 10
-CONDITION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+CONDITION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 DEFAULT_CONSENT = (
     "This is a short study about learning to tell images apart. You will first look at a few labeled "
     "example images, then answer a short quiz on them, then sort new images into the same classes.\n\n"
@@ -156,7 +156,7 @@ def parse_condition(text: str) -> tuple[str, Path]:
     name, sep, path = text.partition("=")
     if not sep or not path:
         raise TeachsetError(f"--condition '{text}' is not NAME=PATH; write e.g. --condition random=runs/0001-random")
-    if not CONDITION_NAME.match(name):
+    if not CONDITION_NAME.fullmatch(name):
         raise TeachsetError(f"condition name '{name}' must be 1-40 letters, digits, '_' or '-', starting with a letter or digit")
     return name, Path(path)
 
@@ -230,7 +230,10 @@ def create_study(
                     "give the dataset the teaching set was made from"
                 )
             teaching_ids |= ids
-    eligible = np.array([i for i, image_id in enumerate(dataset.ids) if image_id not in teaching_ids], dtype=np.int64)
+    # also by pixels: a teaching image that is a dataset image under no recorded id must not be a test image
+    taught_pixels = {image.tobytes() for ts in sets.values() for image in ts.images if image.shape == dataset.images.shape[1:]}
+    eligible = np.array([i for i, image_id in enumerate(dataset.ids)
+                         if image_id not in teaching_ids and dataset.images[i].tobytes() not in taught_pixels], dtype=np.int64)
     if test_images > len(eligible):
         raise TeachsetError(
             f"--test-images {test_images} is more than the {len(eligible)} dataset images outside the teaching sets; ask for fewer"

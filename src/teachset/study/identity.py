@@ -19,8 +19,8 @@ from typing import Mapping
 
 ID_PARAMETERS = (("PROLIFIC_PID", "prolific"), ("workerId", "mturk"), ("participant", "url"))
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
-VALID_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+VALID_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # used with fullmatch: `$` would let a trailing newline through
+TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 
 
 class InvalidParticipant(ValueError):
@@ -46,7 +46,7 @@ def participant_from_query(query: Mapping[str, str]) -> ParticipantId | None:
             raise InvalidParticipant(
                 f"the link's {name} is the placeholder '{value[:40]}', not an id; open the study from the platform's own link"
             )
-        if not VALID_ID.match(value):
+        if not VALID_ID.fullmatch(value):
             raise InvalidParticipant(f"the link's {name} is not a valid id (1-64 letters, digits, '_', '.', '-')")
         return ParticipantId(source, value)
     return None
@@ -54,10 +54,6 @@ def participant_from_query(query: Mapping[str, str]) -> ParticipantId | None:
 
 def is_mturk_preview(query: Mapping[str, str]) -> bool:
     return query.get("assignmentId") == MTURK_PREVIEW
-
-
-def anonymous() -> ParticipantId:
-    return ParticipantId("anonymous", secrets.token_urlsafe(18))
 
 
 def new_session_token() -> str:

@@ -16,8 +16,8 @@ from .flow import EVENT_KINDS, TRIAL_PHASES, Answer, Event
 MAX_BODY_BYTES = 4096
 MAX_RT_MS = 3_600_000
 MAX_TRIAL = 100_000
-STIMULUS = re.compile(r"^[0-9a-f]{16}$")
-EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+STIMULUS = re.compile(r"[0-9a-f]{16}")  # used with fullmatch: `$` would let a trailing newline through
+EVENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 class BadRequest(ValueError):
@@ -30,7 +30,7 @@ class BadRequest(ValueError):
 def _json_object(body: bytes, fields: set[str], required: set[str]) -> dict:
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # deep nesting fits under the size limit
         raise BadRequest("the body is not valid JSON; send a JSON object") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
@@ -52,7 +52,7 @@ def _int(data: dict, name: str, low: int, high: int) -> int:
 
 def _string(data: dict, name: str, pattern: re.Pattern, what: str) -> str:
     value = data[name]
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise BadRequest(f"'{name}' must be {what}")
     return value
 
