@@ -507,8 +507,10 @@ teachset teach elpv --space pixels --student lc --epochs 500           # dataset
     p.add_argument("--out", default=None)
     p.add_argument("--overwrite", action="store_true")
 
+    from .gtn.cli import add_gtn_command
     from .study.cli import add_commands as add_study_commands
 
+    add_gtn_command(sub, add_command)
     add_study_commands(sub)
     return parser
 
