@@ -13,7 +13,7 @@ from teachset.generators import save_generator
 from teachset.generators.autoencoder import Autoencoder
 from teachset.methods.latent import teach_latent
 from teachset.methods.pixels import teach_pixels
-from teachset.methods.teacher import TeacherOptions, snap_to_real
+from teachset.methods.teacher import Teacher, TeacherOptions, snap_to_real
 from teachset.methods import select_teaching_set
 
 
@@ -44,6 +44,24 @@ def test_latent_teacher_lowers_the_students_loss_and_keeps_g_frozen(setup, stude
     # the set regenerates from its codes
     regenerated = generator.generate(torch.from_numpy(ts.latents))
     assert np.abs(np.rint(regenerated.detach().numpy() * 255) - ts.images).max() <= 1
+
+
+def test_warm_started_newton_reaches_the_same_student_as_a_reset_one(setup):
+    from teachset.hypergrad import augment, newton
+
+    dataset, features, generator = setup
+    labels = torch.tensor([0, 0, 1, 1])
+    z = generator.sample_latents(labels, torch.Generator().manual_seed(0))
+    teacher = Teacher(z, lambda q: generator.generate(q, labels), labels, build_extractor("pixels"), features, dataset.labels,
+                      TeacherOptions(epochs=5, lr=0.2, l2=0.01))
+    for _ in range(5):
+        teacher.step()
+    with torch.no_grad():
+        phi = augment(build_extractor("pixels")(generator.generate(teacher.params, labels)).double())
+        # the student of the last step saw the codes before its update; compare on the codes it saw
+        teacher.loss()
+        reset = newton(phi, labels, teacher.theta0, 0.01)
+    assert torch.allclose(teacher.theta, reset, atol=1e-7)
 
 
 def test_pixel_teacher_and_snap_to_real(setup):

@@ -495,7 +495,7 @@ teachset teach elpv --space pixels --student lc --epochs 500           # dataset
     p.add_argument("--lr", type=float, default=0.05, help="Adam step on the codes (or pixel logits)")
     p.add_argument("--student-epochs", type=int, default=50, help="LC: at most this many Newton epochs (or unrolled GD steps)")
     p.add_argument("--l2", type=float, default=1e-3, help="LC: the student's L2 penalty (as the evaluation's LC)")
-    p.add_argument("--fresh-init", action="store_true", help="LC: a fresh random student init every teacher epoch (default: reset to one)")
+    p.add_argument("--fresh-init", action="store_true", help="unrolled LC: a fresh random student init every teacher epoch (default: reset to one; the implicit LC reaches its unique optimum from any init)")
     p.add_argument("--hypergradient", choices=["implicit", "unrolled"], default="implicit")
     p.add_argument("--solver", choices=["woodbury", "cg", "neumann"], default="woodbury", help="implicit: Hessian solve")
     p.add_argument("--prior-weight", type=float, default=0.0, help="latent: penalty on the codes' distance to the class prior")

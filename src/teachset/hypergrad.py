@@ -126,12 +126,18 @@ def newton(phi: torch.Tensor, y: torch.Tensor, theta0: torch.Tensor, l2: float, 
     return theta
 
 
-def outer_loss_and_grad(theta: torch.Tensor, data: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean CE of the student on the dataset (data augmented), its gradient in theta, and the predictions."""
+def outer_loss_and_grad(theta: torch.Tensor, data: torch.Tensor, labels: torch.Tensor,
+                        class_sums: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean CE of the student on the dataset (data augmented), its gradient in theta, and the predictions.
+
+    The gradient is (P^T data - Y^T data) / N; Y^T data (`class_sums`) does not change while the
+    dataset does not, so a caller that scores many students on one dataset passes it in."""
     logits = data @ theta.T
-    p = torch.softmax(logits, dim=1)
-    loss = F.cross_entropy(logits, labels)
-    grad = (p - F.one_hot(labels, theta.shape[0]).to(p.dtype)).T @ data / len(data)
+    log_p = torch.log_softmax(logits, dim=1)
+    loss = -log_p.gather(1, labels[:, None]).mean()
+    if class_sums is None:
+        class_sums = F.one_hot(labels, theta.shape[0]).to(data.dtype).T @ data
+    grad = (log_p.exp().T @ data - class_sums) / len(data)
     return loss, grad, logits.argmax(1)
 
 
