@@ -124,8 +124,9 @@ def cmd_evaluate(args) -> None:
     summary = summarize(rows)
     print(format_table(summary))
     first = next(iter(evaluators.values())).dataset
-    out = new_run_dir(args.out, f"evaluate-{first.name}", vars(args) | {"func": None})
-    context = {"code_version": __version__, "options": {k: v for k, v in vars(args).items() if k != "func"},
+    options = {k: v for k, v in vars(args).items() if k != "func"}
+    out = new_run_dir(args.out, f"evaluate-{first.name}", options)
+    context = {"code_version": __version__, "options": options,
                "extractor": args.extractor, "majority_rate": majority_rate(first),
                "dataset": {"name": first.name, "fingerprint": first.fingerprint, "spec": first.spec, "description": first.describe()}}
     write_results(out, rows, summary, context)
