@@ -4,17 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+
+from image_files import write_image
 
 # Tests never download, and keep their feature cache out of the user's.
 os.environ["TEACHSET_OFFLINE"] = "1"
 os.environ.setdefault("TEACHSET_CACHE", tempfile.mkdtemp(prefix="teachset-test-cache-"))
-
-
-def write_image(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array, mode=mode).save(path) if mode else Image.fromarray(array).save(path)
-    return path
 
 
 @pytest.fixture

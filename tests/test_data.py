@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import write_image
+from image_files import write_image
 from teachset.data import BUNDLED, load_dataset
 from teachset.data import bundled
 from teachset.errors import TeachsetError

@@ -43,16 +43,29 @@ def decoder_layers(widths: list[int], channels: int) -> nn.Sequential:
     return nn.Sequential(*up, nn.Conv2d(cin, channels, 3, 1, 1))
 
 
-class Autoencoder(Generator):
-    kind = "autoencoder"
+class ConvGenerator(Generator):
+    """What the autoencoder and the conditional GAN share: their configuration and level widths."""
 
-    def __init__(self, image_size: int = 64, channels: int = 1, latent_dim: int = 128, width: int = 32,
-                 max_width: int = 256, num_classes: int = 2, class_names: list[str] | None = None):
+    def __init__(self, image_size: int, channels: int, latent_dim: int, width: int, max_width: int,
+                 num_classes: int, class_names: list[str] | None):
         super().__init__()
         self.image_size, self.channels, self.latent_dim, self.width, self.max_width = image_size, channels, latent_dim, width, max_width
         self.num_classes = num_classes
         self.class_names = class_names or [str(i) for i in range(num_classes)]
-        widths = widths_for(image_size, width, max_width)
+        self.widths = widths_for(image_size, width, max_width)
+
+    def config(self) -> dict:
+        return {"image_size": self.image_size, "channels": self.channels, "latent_dim": self.latent_dim, "width": self.width,
+                "max_width": self.max_width, "num_classes": self.num_classes, "class_names": self.class_names}
+
+
+class Autoencoder(ConvGenerator):
+    kind = "autoencoder"
+
+    def __init__(self, image_size: int = 64, channels: int = 1, latent_dim: int = 128, width: int = 32,
+                 max_width: int = 256, num_classes: int = 2, class_names: list[str] | None = None):
+        super().__init__(image_size, channels, latent_dim, width, max_width, num_classes, class_names)
+        widths = self.widths
         top = widths[-1]
         down, cin = [nn.Conv2d(channels, widths[0], 3, 1, 1)], widths[0]
         for w in widths:
@@ -63,10 +76,6 @@ class Autoencoder(Generator):
         self.decoder = decoder_layers(widths, channels)
         self.register_buffer("prior_mean", torch.zeros(num_classes, latent_dim))
         self.register_buffer("prior_chol", torch.eye(latent_dim).repeat(num_classes, 1, 1))
-
-    def config(self) -> dict:
-        return {"image_size": self.image_size, "channels": self.channels, "latent_dim": self.latent_dim, "width": self.width,
-                "max_width": self.max_width, "num_classes": self.num_classes, "class_names": self.class_names}
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         assert images.shape[1:] == (self.channels, self.image_size, self.image_size), images.shape
