@@ -1,6 +1,5 @@
 """The LC hypergradient against references: dense Hessians, finite differences, and unrolling to convergence."""
 
-import numpy as np
 import pytest
 import torch
 

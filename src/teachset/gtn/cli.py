@@ -10,7 +10,6 @@ from __future__ import annotations
 import shlex
 import sys
 import time
-from pathlib import Path
 
 import torch
 
