@@ -37,8 +37,14 @@ def test_class_prior_sampling_nll_and_truncation():
     y = torch.repeat_interleave(torch.tensor([0, 1]), 500)
     model.fit_prior(z, y)
     samples = model.sample_latents(torch.zeros(2000, dtype=torch.long), g)
+    # kernel density: a class-0 training code plus bandwidth-scaled noise of the class covariance
     assert torch.allclose(samples.mean(0), torch.full((4,), 5.0), atol=0.2)
-    assert torch.allclose(samples.std(0), torch.full((4,), 2.0), atol=0.2)
+    assert torch.allclose(samples.std(0), torch.full((4,), 2.0 * (1 + model.prior_bandwidth**2) ** 0.5), atol=0.2)
+    nearest = torch.cdist(samples, z).argmin(1)
+    assert (y[nearest] == 0).all()
+    model.prior_codes = model.prior_codes[:0]  # no codes (an older checkpoint): the class Gaussian
+    samples = model.sample_latents(torch.ones(2000, dtype=torch.long), g)
+    assert torch.allclose(samples.std(0), torch.full((4,), 1.0), atol=0.1)
     assert model.prior_nll(model.prior_mean[:1], torch.tensor([0])).item() < 1e-8
     far = torch.full((1, 4), 100.0)
     pulled = model.truncate(far, torch.tensor([1]), radius=1.0)
@@ -47,10 +53,14 @@ def test_class_prior_sampling_nll_and_truncation():
 
 def test_checkpoint_round_trip_and_clear_errors(tmp_path):
     model = Autoencoder(image_size=32, latent_dim=8, width=8, class_names=["a", "b"])
+    model.fit_prior(torch.randn(10, 8), torch.arange(10) % 2)
     folder = save_generator(model, tmp_path / "ckpt", {"dataset": {"name": "x"}})
     loaded = load_generator(folder)
     z = torch.randn(3, 8)
     assert torch.equal(loaded.generate(z), model.eval().generate(z)) and loaded.class_names == ["a", "b"]
+    assert torch.equal(loaded.prior_codes, model.prior_codes) and torch.equal(loaded.prior_code_labels, model.prior_code_labels)
+    y = torch.tensor([0, 1, 1])
+    assert torch.equal(loaded.sample_latents(y, torch.Generator().manual_seed(1)), model.sample_latents(y, torch.Generator().manual_seed(1)))
     assert not list(folder.glob("*.pt")) and json.loads((folder / "generator.json").read_text())["kind"] == "autoencoder"
     with pytest.raises(TeachsetError, match="not a generator checkpoint"):
         load_generator(tmp_path)

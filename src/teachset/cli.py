@@ -191,7 +191,9 @@ def cmd_generator_train(args) -> None:
     command = "teachset " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("teachset") else ""
     if args.resume:
         run_dir = Path(args.resume)
-        saved = json.loads((run_dir / "options.json").read_text())["train"]
+        recorded = json.loads((run_dir / "options.json").read_text())
+        saved = recorded["train"]
+        command = " && ".join(c for c in (recorded.get("command"), command) if c)  # the whole history that made it
         budget = {k: v for k, v in (("minutes", args.minutes), ("steps", args.steps)) if v is not None}
         trainer = GeneratorTrainer(dataset, TrainOptions(**{**saved, **budget}), run_dir)  # a new budget may extend the run
         trainer.load_resume()
