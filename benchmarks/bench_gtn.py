@@ -3,11 +3,13 @@
 Few-step test accuracy after `--inner-steps` (32) SGD steps of fresh learners trained on:
 GTN data, real data samples, dataset distillation (same step budget; Such et al. 2020 Fig. 2a);
 the curriculum (learned / shuffled / none) and weight-norm ablations; soft labels; a GAN realism
-loss (teaching power vs realism); an ensemble of learners vs single learners; the
-architecture-search proxy's Spearman rank correlation; seconds per outer step (and with
-gradient checkpointing). Every condition gets the same outer-step budget.
+loss at several weights after a GAN warm-up (teaching power vs realism, judged by a conv
+classifier trained on real digits); an ensemble of learners vs single learners; the
+architecture-search proxy's Spearman rank correlation, for the GTN meta-trained on one learner and
+for one meta-trained on architectures sampled from the search space; seconds per outer step (and
+with gradient checkpointing). Every condition gets the same outer-step budget.
 
-    python benchmarks/bench_gtn.py                       # defaults: ~11 min on one core
+    python benchmarks/bench_gtn.py                       # defaults: ~25 min on one core
     python benchmarks/bench_gtn.py --outer-steps 100 --nas-real-steps 100    # a quick look
 """
 
@@ -19,10 +21,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from teachset.data import load_dataset
 from teachset.data.splits import stratified_holdout
+from teachset.generators.quality import kid, mean_pairwise_distance
 from teachset.gtn import GTNOptions, GTNTrainer, LearnerSpec, forward, init_params, search_space, train_learner
 from teachset.gtn.artifacts import generated_batches, save_samples
 from teachset.gtn.nas import rank_architectures
@@ -36,26 +40,41 @@ CONDITIONS = {
     "gtn, no curriculum": {"curriculum": "none"},
     "gtn, plain layers (no weight norm)": {"weight_norm": False},
     "gtn, soft labels": {"labels": "soft"},
-    "gtn + GAN realism loss": {"gan_weight": None},  # set from --gan-weight
 }
 
 
-def realism(teacher, judge, train_images: torch.Tensor) -> dict:
-    """How recognisable generated images are: the accuracy of a classifier trained on real data on them
-    (class consistency), and the mean pixel distance (RMS) to the nearest real training image."""
+def generated(teacher) -> tuple[torch.Tensor, torch.Tensor]:
+    """All images of a teacher's curriculum and the class each stands for."""
     images, labels, soft, _ = generated_batches(teacher)
-    x, y = images.flatten(0, 1), (soft.flatten(0, 1).argmax(-1) if soft is not None else labels.flatten())
+    return images.flatten(0, 1), (soft.flatten(0, 1).argmax(-1) if soft is not None else labels.flatten())
+
+
+def realism(x, y, judge, train_images: torch.Tensor, train_labels: torch.Tensor) -> dict:
+    """How real images x of classes y look (generated ones, or held-out real ones for the floor), judged by a conv classifier trained on real data: its accuracy on
+    them (class consistency), KID in its hidden features against the real training images (as FID
+    uses a domain classifier's features for digits), within-class diversity of those features relative
+    to real images (KID alone misses collapse), and the RMS pixel distance to the nearest real image."""
+    spec, params = judge
+    fake, real = judge_features(judge, x), judge_features(judge, train_images)
+    with torch.no_grad():
+        consistency = float((forward(spec, params, x).argmax(1) == y).float().mean())
+        distances = torch.cdist(x.flatten(1), train_images.flatten(1)).min(1).values / x[0].numel() ** 0.5
+    y, real_y = y.numpy(), train_labels.numpy()
+    diversity = np.mean([mean_pairwise_distance(fake[y == c]) for c in np.unique(y)]) / np.mean(
+        [mean_pairwise_distance(real[real_y == c]) for c in np.unique(y)])
+    return {"class_consistency": consistency, "judge_kid": kid(real, fake)[0], "diversity_vs_real": float(diversity),
+            "nearest_real_rms": float(distances.mean())}
+
+
+def judge_features(judge, images: torch.Tensor) -> np.ndarray:
     spec, params = judge
     with torch.no_grad():
-        consistency = float((torch.cat([torch.softmax(forward(spec, params, x[i:i + 1000]), 1)
-                                        for i in range(0, len(x), 1000)]).argmax(1) == y).float().mean())
-        distances = torch.cdist(x.flatten(1), train_images.flatten(1)).min(1).values / x[0].numel() ** 0.5
-    return {"class_consistency": consistency, "nearest_real_rms": float(distances.mean())}
+        return torch.cat([forward(spec, params, images[i:i + 1000], features=True) for i in range(0, len(images), 1000)]).numpy()
 
 
 def train_judge(x, y, steps: int, seed: int):
-    """A real-data classifier (MLP 256, `steps` SGD steps) that scores generated images' recognisability."""
-    spec = LearnerSpec("mlp", (256,))
+    """A real-data conv classifier (conv 16-32, fc 128; `steps` SGD steps) that judges generated images."""
+    spec = LearnerSpec("conv", (16, 32), hidden=128)
     rng = torch.Generator().manual_seed(seed)
     teacher = RealTeacher(x, y, 64, InnerHyper(0.05, 0.9))
     return spec, train_learner(spec, init_params(spec, x.shape[1], x.shape[-1], 10, rng), teacher, steps, rng)
@@ -67,10 +86,13 @@ def main() -> None:
     p.add_argument("--inner-steps", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learner-widths", type=int, nargs="+", default=[128], help="the MLP learner's hidden widths")
-    p.add_argument("--gan-weight", type=float, default=0.3)
+    p.add_argument("--gan-weights", type=float, nargs="*", default=[0.1, 0.3, 1.0],
+                   help="one GTN + GAN realism loss condition per weight (the realism / teaching trade-off)")
+    p.add_argument("--gan-warmup", type=int, default=2000, help="GAN-only generator steps before meta-training")
     p.add_argument("--learners", type=int, default=10, help="fresh learners per condition at the end (and their ensemble)")
     p.add_argument("--nas-real-steps", type=int, default=200, help="real-data SGD steps that stand for an architecture's true quality")
     p.add_argument("--nas-archs", type=int, default=24, help="architectures from the search space (at most 24)")
+    p.add_argument("--nas-learners", type=int, default=2, help="fresh learners per architecture and proxy")
     p.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=list(CONDITIONS), metavar="NAME")
     p.add_argument("--holdout", type=float, default=0.2)
     p.add_argument("--threads", type=int, default=1)
@@ -93,18 +115,19 @@ def main() -> None:
                       learner_widths=tuple(args.learner_widths), eval_every=max(1, args.outer_steps // 6), eval_learners=4,
                       seed=args.seed)
     judge = train_judge(x, y, 500, args.seed)
+    floor = realism(xt, yt, judge, x, y)
+    conditions = {name: CONDITIONS[name] for name in args.conditions}
+    for w in args.gan_weights:
+        conditions[f"gtn + GAN loss {w:g}"] = {"gan_weight": w, "gan_warmup": args.gan_warmup}
     results, trainers = {}, {}
-    for name in args.conditions:
-        change = dict(CONDITIONS[name])
-        if "gan_weight" in change:
-            change["gan_weight"] = args.gan_weight
+    for name, change in conditions.items():
         trainer = GTNTrainer(replace(base, **change), x, y, 10, xt, yt).fit(progress=True)
         scores = trainer.evaluate(args.learners)
         row = {"mean": scores["mean"], "sd": scores["sd"], "ensemble": scores["ensemble"],
                "s_per_step": trainer.seconds_ / trainer.step_, "curve": trainer.curve_,
                "lr": trainer.curve_[-1]["inner_lr"], "momentum": trainer.curve_[-1]["inner_momentum"]}
         if trainer.options.source != "real":
-            row.update(realism(trainer.teacher_, judge, x))
+            row.update(realism(*generated(trainer.teacher_), judge, x, y))
             if out:
                 save_samples(trainer.teacher_, out / f"samples-{name.replace(' ', '_').replace(',', '')}.png")
         results[name], trainers[name] = row, trainer
@@ -112,12 +135,17 @@ def main() -> None:
 
     print(f"\n== few-step test accuracy after {args.inner_steps} inner steps, {args.outer_steps} outer steps each "
           f"({args.learners} fresh learners; test = {len(test)} held-out digits) ==")
-    print(f"{'condition':38s} {'single (mean ± sd)':>19s} {'ensemble':>9s} {'s/outer':>8s} {'lr':>6s} {'mom':>5s} {'consist.':>8s} {'NN-RMS':>7s}")
+    keys = ("class_consistency", "judge_kid", "diversity_vs_real", "nearest_real_rms")
+    print(f"{'condition':38s} {'single (mean ± sd)':>19s} {'ensemble':>9s} {'s/outer':>8s} {'lr':>6s} {'mom':>5s} "
+          f"{'consist.':>8s} {'KID':>7s} {'divers.':>7s} {'NN-RMS':>7s}")
     for name, r in results.items():
-        extra = (f" {r['class_consistency']:8.3f} {r['nearest_real_rms']:7.3f}" if "class_consistency" in r else f" {'-':>8s} {'-':>7s}")
-        print(f"{name:38s} {r['mean']:10.3f} ± {r['sd']:.3f} {r['ensemble']:9.3f} {r['s_per_step']:8.3f} {r['lr']:6.3f} {r['momentum']:5.2f}{extra}")
-    print("consist. = accuracy of a real-data classifier (MLP-256, 500 steps) on the generated images (recognisability); "
-          "NN-RMS = RMS pixel distance to the nearest real training image")
+        extra = "".join(f" {r[k]:7.3f}" if k in r else f" {'-':>7s}" for k in keys)
+        print(f"{name:38s} {r['mean']:10.3f} ± {r['sd']:.3f} {r['ensemble']:9.3f} {r['s_per_step']:8.3f} {r['lr']:6.3f} {r['momentum']:5.2f} {extra}")
+    print(f"{'real held-out digits (the floor)':38s} {'':>19s} {'':>9s} {'':>8s} {'':>6s} {'':>5s} "
+          + "".join(f" {floor[k]:7.3f}" for k in keys))
+    print("realism, judged by a conv classifier trained on real digits (conv 16-32, fc 128, 500 steps): consist. = its accuracy "
+          "on the generated images; KID in its hidden features against real training digits; divers. = within-class "
+          "diversity of those features relative to real; NN-RMS = RMS pixel distance to the nearest real training image")
     first = next(iter(results))
     curve = [(r["step"], r["few_step_test_accuracy"]) for r in results[first]["curve"] if "few_step_test_accuracy" in r]
     print(f"test few-step accuracy over outer steps ({first}, 4 learners): " + ", ".join(f"{s}: {a:.3f}" for s, a in curve))
@@ -132,20 +160,26 @@ def main() -> None:
     nas = None
     if "gtn" in trainers and args.nas_archs > 0:
         specs = search_space()[: args.nas_archs]
-        nas = rank_architectures(trainers["gtn"].teacher_, specs, x, y, xt, yt, 10, few_steps=args.inner_steps,
-                                 real_steps=args.nas_real_steps, batch_size=args.batch_size, seed=args.seed, progress=True)
-        print(f"\n== architecture-search proxy: {len(specs)} architectures ==")
-        print(f"{'architecture':24s} {'GTN 32-step':>11s} {'real 32-step':>12s} {f'real {args.nas_real_steps}-step':>14s}")
+        sampled = GTNTrainer(replace(base, sample_architectures=True, eval_every=0), x, y, 10).fit(progress=True)
+        teachers = {f"GTN for {base.learner_spec.describe()}": trainers["gtn"].teacher_, "GTN for sampled architectures": sampled.teacher_}
+        nas = rank_architectures(teachers, specs, x, y, xt, yt, 10, few_steps=args.inner_steps, real_steps=args.nas_real_steps,
+                                 batch_size=args.batch_size, learners=args.nas_learners, seed=args.seed, progress=True)
+        print(f"\n== architecture-search proxy: {len(specs)} architectures, few-step accuracy of {args.nas_learners} learner(s) each ==")
+        names = list(teachers)
+        print(f"{'architecture':24s} {'GTN one':>8s} {'GTN sampled':>11s} {f'real {args.inner_steps}-step':>12s} {f'real {args.nas_real_steps}-step':>14s}")
         for r in nas["rows"]:
-            print(f"{r['architecture']:24s} {r['proxy']:11.3f} {r['real_few']:12.3f} {r['real']:14.3f}")
-        print(f"Spearman(GTN few-step, real {args.nas_real_steps}-step): {nas['spearman']:.3f}; top half by GTN: "
-              f"{nas['spearman_top_half']:.3f}; Spearman(real few-step, real {args.nas_real_steps}-step): {nas['spearman_real_few']:.3f}")
-        print(f"best by GTN proxy: {nas['best_by_proxy']}; best by real training: {nas['best_by_real']}")
+            print(f"{r['architecture']:24s} {r['proxy'][names[0]]:8.3f} {r['proxy'][names[1]]:11.3f} {r['real_few']:12.3f} {r['real']:14.3f}")
+        for name, p in nas["proxies"].items():
+            print(f"{name}: Spearman with real {args.nas_real_steps}-step accuracy {p['spearman']:.3f}, top half by the proxy "
+                  f"{p['spearman_top_half']:.3f}; best by the proxy: {p['best_by_proxy']}")
+        print(f"real few-step ({args.inner_steps} steps on real data): Spearman {nas['spearman_real_few']:.3f}; "
+              f"best by real training: {nas['best_by_real']}; meta-training on sampled architectures: "
+              f"{sampled.seconds_ / sampled.step_:.3f} s/outer step")
 
     total = time.perf_counter() - t_start
     print(f"\ntotal wall time {total / 60:.1f} min")
     if out:
-        (out / "results.json").write_text(json.dumps({"args": vars(args), "conditions": results, "timing": timing, "nas": nas,
+        (out / "results.json").write_text(json.dumps({"args": vars(args), "conditions": results, "realism_floor": floor, "timing": timing, "nas": nas,
                                                       "wall_seconds": total}, indent=1))
 
 

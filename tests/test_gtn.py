@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from teachset.errors import TeachsetError
-from teachset.gtn import GTNOptions, GTNTrainer, LearnerSpec, forward, init_params, train_learner, weight_norm
+from teachset.gtn import GTNOptions, GTNTrainer, LearnerSpec, forward, init_params, search_space, train_learner, weight_norm
 from teachset.gtn.artifacts import export_teaching_set, load_checkpoint, save_checkpoint
 from teachset.gtn.nas import rank_architectures
 from teachset.gtn.teachers import Generator, GTNTeacher, InnerHyper, PixelTeacher
@@ -140,6 +140,26 @@ def test_meta_training_improves_few_step_accuracy(tiny_digits, source):
     assert after > 0.3
 
 
+def test_gan_warm_up_and_realism_loss_move_generated_images_towards_real_ones(tiny_digits):
+    x, y, xt, yt = tiny_digits
+    options = GTNOptions(inner_steps=2, batch_size=20, outer_steps=3, eval_every=0, gan_weight=0.3, gan_warmup=200,
+                         generator_width=16)
+    trainer = GTNTrainer(options, x, y, 10, xt, yt)
+    classes = torch.arange(100) % 10
+
+    def distance():  # mean pixel distance from fresh generated images to their nearest real image of the same class
+        with torch.no_grad():
+            fake, _ = trainer.teacher_.generator(torch.randn(100, options.noise_dim, generator=torch.Generator().manual_seed(0)), classes)
+        d = torch.cdist(fake.flatten(1), x.flatten(1))
+        return d.masked_fill(classes[:, None] != y[None, :], float("inf")).min(1).values.mean()
+
+    before = distance()
+    trainer.fit()
+    assert trainer.warmup_steps_ == 200 and trainer.step_ == 3
+    assert all("gan_d_loss" in r and "gan_g_loss" in r for r in trainer.curve_)
+    assert distance() < 0.7 * before
+
+
 def test_export_and_checkpoint_round_trip(tmp_path, tiny_digits):
     x, y, xt, yt = tiny_digits
     options = GTNOptions(inner_steps=3, batch_size=10, outer_steps=2, eval_every=0, labels="soft", curriculum="shuffled")
@@ -162,9 +182,19 @@ def test_architecture_ranking(tiny_digits):
     x, y, xt, yt = tiny_digits
     teacher = build_teacher(GTNOptions(source="distill", inner_steps=4, batch_size=10), (1, 8, 8), 10)
     specs = [LearnerSpec("mlp", (w,)) for w in (4, 16, 64)] + [LearnerSpec("conv", (4,))]
-    result = rank_architectures(teacher, specs, x, y, xt, yt, 10, few_steps=4, real_steps=30, batch_size=20)
-    assert len(result["rows"]) == 4 and -1 <= result["spearman"] <= 1 and -1 <= result["spearman_real_few"] <= 1
-    assert result["best_by_real"] in [r["architecture"] for r in result["rows"]]
+    result = rank_architectures({"distill": teacher}, specs, x, y, xt, yt, 10, few_steps=4, real_steps=30, batch_size=20)
+    proxy = result["proxies"]["distill"]
+    assert len(result["rows"]) == 4 and -1 <= proxy["spearman"] <= 1 and -1 <= result["spearman_real_few"] <= 1
+    assert {result["best_by_real"], proxy["best_by_proxy"]} <= {r["architecture"] for r in result["rows"]}
+
+
+def test_meta_training_on_sampled_architectures(tiny_digits):
+    x, y, xt, yt = tiny_digits
+    options = GTNOptions(inner_steps=2, batch_size=10, outer_steps=12, eval_every=0, sample_architectures=True)
+    trainer = GTNTrainer(options, x, y, 10, xt, yt).fit()
+    used = {r["learner"] for r in trainer.curve_}
+    assert len(used) > 3 and used <= {spec.describe() for spec in search_space()}
+    assert all(np.isfinite(r["meta_loss"]) and np.isfinite(r["grad_norm"]) for r in trainer.curve_)
 
 
 def _parser():

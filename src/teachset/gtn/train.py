@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .learners import LearnerSpec, forward, init_params
+from .learners import LearnerSpec, forward, init_params, search_space
 from .teachers import Generator, GTNTeacher, InnerHyper, PixelTeacher, RealTeacher
 
 SOURCES = ("gtn", "real", "distill")
@@ -37,6 +37,7 @@ class GTNOptions:
     minutes: float | None = None
     learner: str = "mlp"               # mlp | conv (conv is ~4x slower on a CPU)
     learner_widths: tuple[int, ...] = (128,)
+    sample_architectures: bool = False  # each outer step's learner drawn from the search space (for the NAS proxy)
     weight_norm: bool = True
     curriculum: str = "learned"        # learned | shuffled | none
     labels: str = "conditional"        # conditional | soft
@@ -44,6 +45,7 @@ class GTNOptions:
     generator_width: int = 32
     noise_dim: int = 32
     gan_weight: float = 0.0            # > 0: add a GAN realism loss to the meta-loss
+    gan_warmup: int = 0                # GAN-only generator steps before meta-training (needs gan_weight > 0)
     inner_lr: float = 0.05             # initial inner learning rate (learned)
     inner_momentum: float = 0.5        # initial inner momentum (learned)
     outer_lr: float = 1e-3             # Adam on the generator and curriculum
@@ -162,6 +164,7 @@ class GTNTrainer:
     def __post_init__(self):
         o = self.options
         self.spec = o.learner_spec
+        self.space = search_space() if o.sample_architectures else None
         self.teacher_ = build_teacher(o, tuple(self.train_images.shape[1:]), self.num_classes, self.train_images, self.train_labels)
         self.rng = torch.Generator().manual_seed(o.seed + 1)
         groups = [{"params": list(self.teacher_.hyper.parameters()), "lr": o.hyper_lr}]
@@ -177,38 +180,66 @@ class GTNTrainer:
 
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(o.seed + 2)
-                self.discriminator = PatchDiscriminator(self.train_images.shape[1], width=32)
+                self.discriminator = PatchDiscriminator(self.train_images.shape[1], width=32, num_classes=self.num_classes)
             self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.step_ = 0
+        self.warmup_steps_ = 0
         self.seconds_ = 0.0
 
-    def _gan_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(realism loss for the generator, discriminator loss) on one generated batch vs real images."""
+    def _gan_losses(self, fresh_noise: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(realism loss for the generator, discriminator loss): one generated batch (a curriculum
+        step's, or fresh noise) against real images; the discriminator sees each image's class."""
         from ..generators.train import diff_augment
 
-        t = int(torch.randint(self.options.inner_steps, (1,), generator=self.rng))
-        fake, _ = self.teacher_.make(t, self.teacher_.draw(t, self.rng))
-        real = self.train_images[torch.randint(len(self.train_images), (len(fake),), generator=self.rng)]
-        d = self.discriminator
-        g_loss = F.softplus(-d(diff_augment(fake, self.rng))).mean()
-        d_loss = F.softplus(d(diff_augment(fake.detach(), self.rng))).mean() + F.softplus(-d(diff_augment(real, self.rng))).mean()
+        teacher = self.teacher_
+        if fresh_noise:
+            fake, _ = teacher.generator(torch.randn(teacher.batch_size, teacher.noise_dim, generator=self.rng), teacher.labels)
+        else:
+            t = int(torch.randint(self.options.inner_steps, (1,), generator=self.rng))
+            fake, _ = teacher.make(t, teacher.draw(t, self.rng))
+        index = torch.randint(len(self.train_images), (len(fake),), generator=self.rng)
+        real, real_labels = self.train_images[index], self.train_labels[index]
+        d, aug = self.discriminator, lambda images: diff_augment(images, self.rng)
+        g_loss = F.softplus(-d(aug(fake), teacher.labels)).mean()
+        d_loss = F.softplus(d(aug(fake.detach()), teacher.labels)).mean() + F.softplus(-d(aug(real), real_labels)).mean()
         return g_loss, d_loss
 
-    def meta_loss(self) -> tuple[torch.Tensor, float]:
-        """The meta-loss of one fresh learner (differentiable in the teacher) and its few-step accuracy on the meta batch."""
+    def warm_up(self, progress: bool = False) -> None:
+        """`gan_warmup` steps of the generator as a plain conditional GAN (fresh noise, no learners), so
+        that meta-training starts from realistic images and the realism loss keeps them so."""
+        from tqdm import tqdm
+
+        steps = self.options.gan_warmup - self.warmup_steps_
+        if self.discriminator is None or steps <= 0:
+            return
+        optimizer = torch.optim.Adam(self.teacher_.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        for _ in tqdm(range(steps), desc="GAN warm-up", unit="step", disable=not progress):
+            g_loss, d_loss = self._gan_losses(fresh_noise=True)
+            optimizer.zero_grad(set_to_none=True)
+            g_loss.backward()
+            optimizer.step()
+            self.d_optimizer.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.d_optimizer.step()
+            self.warmup_steps_ += 1
+
+    def meta_loss(self) -> tuple[torch.Tensor, float, LearnerSpec]:
+        """The meta-loss of one fresh learner (differentiable in the teacher) and its few-step accuracy on the meta batch.
+        The learner has the options' architecture, or one drawn from the search space (`sample_architectures`)."""
         o = self.options
         x = self.train_images
-        params = init_params(self.spec, x.shape[1], x.shape[-1], self.num_classes, self.rng)
-        trained = train_learner(self.spec, params, self.teacher_, o.inner_steps, self.rng, differentiable=True,
+        spec = self.space[int(torch.randint(len(self.space), (1,), generator=self.rng))] if self.space else self.spec
+        params = init_params(spec, x.shape[1], x.shape[-1], self.num_classes, self.rng)
+        trained = train_learner(spec, params, self.teacher_, o.inner_steps, self.rng, differentiable=True,
                                 checkpointing=o.checkpointing)
         index = torch.randint(len(x), (min(o.meta_batch, len(x)),), generator=self.rng)
-        logits = forward(self.spec, trained, x[index])
+        logits = forward(spec, trained, x[index])
         loss = F.cross_entropy(logits, self.train_labels[index])
-        return loss, float((logits.argmax(1) == self.train_labels[index]).float().mean())
+        return loss, float((logits.argmax(1) == self.train_labels[index]).float().mean()), spec
 
     def step(self) -> dict:
         start = time.perf_counter()
-        loss, accuracy = self.meta_loss()
+        loss, accuracy, spec = self.meta_loss()
         total, record = loss, {}
         if self.discriminator is not None:
             g_loss, d_loss = self._gan_losses()
@@ -228,7 +259,7 @@ class GTNTrainer:
         seconds = time.perf_counter() - start
         self.seconds_ += seconds
         lr, momentum = (v.item() for v in self.teacher_.hyper())
-        record = {"step": self.step_, "meta_loss": loss.item(), "few_step_train_accuracy": accuracy,
+        record = {"step": self.step_, "learner": spec.describe(), "meta_loss": loss.item(), "few_step_train_accuracy": accuracy,
                   "inner_lr": lr, "inner_momentum": momentum, "grad_norm": grad_norm,
                   "seconds": seconds, **record}
         if self.options.eval_every and self.test_images is not None and self.step_ % self.options.eval_every == 0:
@@ -242,11 +273,13 @@ class GTNTrainer:
                                  self.test_labels, range(seed, seed + learners), self.num_classes)
 
     def fit(self, progress: bool = False, curve_path: str | Path | None = None, on_step=None) -> "GTNTrainer":
-        """Run outer steps until `outer_steps` or `minutes` runs out; append each record to curve_path (JSONL)."""
+        """The GAN warm-up (if any), then outer steps until `outer_steps` or `minutes` runs out (the warm-up
+        counts against `minutes`); append each record to curve_path (JSONL)."""
         from tqdm import tqdm
 
         o = self.options
         deadline = None if o.minutes is None else time.perf_counter() + 60 * o.minutes
+        self.warm_up(progress)
         bar = tqdm(total=o.outer_steps, initial=self.step_, desc=f"meta-training ({o.source})", unit="step", disable=not progress)
         curve = open(curve_path, "a") if curve_path else None
         try:
