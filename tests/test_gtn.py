@@ -188,6 +188,16 @@ def test_architecture_ranking(tiny_digits):
     assert {result["best_by_real"], proxy["best_by_proxy"]} <= {r["architecture"] for r in result["rows"]}
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_outer_learning_rate_schedule(tiny_digits, schedule):
+    x, y, xt, yt = tiny_digits
+    options = GTNOptions(inner_steps=2, batch_size=10, outer_steps=4, eval_every=0, outer_schedule=schedule)
+    trainer = GTNTrainer(options, x, y, 10, xt, yt).fit()
+    rates = [group["lr"] for group in trainer.optimizer.param_groups]
+    expected = [0.0, 0.0] if schedule == "cosine" else [options.hyper_lr, options.outer_lr]
+    assert rates == pytest.approx(expected, abs=1e-12)
+
+
 def test_meta_training_on_sampled_architectures(tiny_digits):
     x, y, xt, yt = tiny_digits
     options = GTNOptions(inner_steps=2, batch_size=10, outer_steps=12, eval_every=0, sample_architectures=True)

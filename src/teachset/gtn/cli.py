@@ -51,7 +51,7 @@ def _options(args) -> GTNOptions:
                       weight_norm=not args.plain_layers, curriculum=args.curriculum, labels=args.labels,
                       generator=args.generator, generator_width=args.generator_width, noise_dim=args.noise_dim,
                       gan_weight=args.gan_weight, gan_warmup=args.gan_warmup, inner_lr=args.inner_lr, inner_momentum=args.inner_momentum,
-                      outer_lr=args.outer_lr, meta_batch=args.meta_batch, checkpointing=args.checkpointing,
+                      outer_lr=args.outer_lr, outer_schedule=args.outer_schedule, meta_batch=args.meta_batch, checkpointing=args.checkpointing,
                       eval_every=args.eval_every, eval_learners=args.eval_learners, seed=args.seed)
 
 
@@ -146,6 +146,8 @@ def add_gtn_command(subparsers, add_command):
     q.add_argument("--inner-lr", type=float, default=d.inner_lr, help="initial inner learning rate (learned)")
     q.add_argument("--inner-momentum", type=float, default=d.inner_momentum, help="initial inner momentum (learned)")
     q.add_argument("--outer-lr", type=float, default=d.outer_lr)
+    q.add_argument("--outer-schedule", choices=["cosine", "constant"], default=d.outer_schedule,
+                   help="cosine (default): the outer learning rates decay to 0 over --outer-steps, which keeps long runs stable")
     q.add_argument("--meta-batch", type=int, default=d.meta_batch, help="real images per meta-loss")
     q.add_argument("--checkpointing", action="store_true", help="recompute inner steps in the backward pass (less memory, slower)")
     q.add_argument("--holdout", type=float, default=0.2, help="fraction of each class held out for testing (default 0.2)")

@@ -49,6 +49,7 @@ class GTNOptions:
     inner_lr: float = 0.05             # initial inner learning rate (learned)
     inner_momentum: float = 0.5        # initial inner momentum (learned)
     outer_lr: float = 1e-3             # Adam on the generator and curriculum
+    outer_schedule: str = "cosine"     # cosine (every outer learning rate decays to 0 over outer_steps) | constant
     hyper_lr: float = 1e-2             # Adam on log lr and momentum logit
     pixel_lr: float = 1e-2             # Adam on distilled pixels
     meta_batch: int = 256              # real images per meta-loss
@@ -62,6 +63,7 @@ class GTNOptions:
         self.learner_widths = tuple(self.learner_widths)
         assert self.source in SOURCES and self.learner in ("conv", "mlp") and self.generator in ("conv", "mlp")
         assert self.curriculum in ("learned", "shuffled", "none") and self.labels in ("conditional", "soft")
+        assert self.outer_schedule in ("cosine", "constant"), self.outer_schedule
 
     @property
     def learner_spec(self) -> LearnerSpec:
@@ -172,6 +174,10 @@ class GTNTrainer:
         if others:
             groups.append({"params": others, "lr": o.pixel_lr if o.source == "distill" else o.outer_lr})
         self.optimizer = torch.optim.Adam(groups, betas=(0.9, 0.999))
+        # With a constant rate, long runs destabilise: the learned inner step grows until some fresh
+        # learners diverge (MNIST, 1,500 steps: few-step accuracy 0.87 at step 500, 0.80 at 1,000).
+        self.schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=o.outer_steps)
+                         if o.outer_schedule == "cosine" else None)
         self.discriminator = None
         if o.gan_weight > 0:
             if o.source != "gtn":
@@ -250,6 +256,8 @@ class GTNTrainer:
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.options.grad_clip))
         self.optimizer.step()
+        if self.schedule is not None:
+            self.schedule.step()
         if self.discriminator is not None:
             self.d_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
