@@ -178,6 +178,7 @@ def cmd_demo(args) -> None:
 def cmd_generator_train(args) -> None:
     import shlex
 
+    from .atomic import write_json
     from .generators.train import GeneratorTrainer, TrainOptions
     from .runs import new_run_dir
 
@@ -197,6 +198,7 @@ def cmd_generator_train(args) -> None:
         budget = {k: v for k, v in (("minutes", args.minutes), ("steps", args.steps)) if v is not None}
         trainer = GeneratorTrainer(dataset, TrainOptions(**{**saved, **budget}), run_dir)  # a new budget may extend the run
         trainer.load_resume()
+        write_json(run_dir / "options.json", {**recorded, "command": command})
         print(f"resuming {run_dir} at step {trainer.step}", file=sys.stderr)
     else:
         from dataclasses import asdict
