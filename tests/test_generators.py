@@ -61,6 +61,9 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path):
     assert torch.equal(loaded.prior_codes, model.prior_codes) and torch.equal(loaded.prior_code_labels, model.prior_code_labels)
     y = torch.tensor([0, 1, 1])
     assert torch.equal(loaded.sample_latents(y, torch.Generator().manual_seed(1)), model.sample_latents(y, torch.Generator().manual_seed(1)))
+    bad = Autoencoder(image_size=32, latent_dim=8, width=8)
+    with pytest.raises(RuntimeError, match="prior codes"):
+        bad.load_state_dict({**model.state_dict(), "prior_codes": torch.zeros(10, 7)})
     assert not list(folder.glob("*.pt")) and json.loads((folder / "generator.json").read_text())["kind"] == "autoencoder"
     with pytest.raises(TeachsetError, match="not a generator checkpoint"):
         load_generator(tmp_path)

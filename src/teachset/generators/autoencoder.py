@@ -92,6 +92,9 @@ class Autoencoder(ConvGenerator):
     def load_state_dict(self, state, *args, **kwargs):
         """Any number of prior codes (none in checkpoints older than the kernel-density prior)."""
         state = {"prior_codes": self.prior_codes[:0], "prior_code_labels": self.prior_code_labels[:0], **state}
+        codes, labels = state["prior_codes"], state["prior_code_labels"]
+        if codes.ndim != 2 or codes.shape[1] != self.latent_dim or labels.shape != codes.shape[:1]:
+            raise RuntimeError(f"prior codes of shape {tuple(codes.shape)} (labels {tuple(labels.shape)}) for latent_dim {self.latent_dim}")
         self.prior_codes, self.prior_code_labels = state["prior_codes"].clone(), state["prior_code_labels"].clone()
         return super().load_state_dict(state, *args, **kwargs)
 
