@@ -49,35 +49,38 @@ def generated(teacher) -> tuple[torch.Tensor, torch.Tensor]:
     return images.flatten(0, 1), (soft.flatten(0, 1).argmax(-1) if soft is not None else labels.flatten())
 
 
-def realism(x, y, judge, train_images: torch.Tensor, train_labels: torch.Tensor) -> dict:
-    """How real images x of classes y look (generated ones, or held-out real ones for the floor), judged by a conv classifier trained on real data: its accuracy on
-    them (class consistency), KID in its hidden features against the real training images (as FID
-    uses a domain classifier's features for digits), within-class diversity of those features relative
-    to real images (KID alone misses collapse), and the RMS pixel distance to the nearest real image."""
-    spec, params = judge
-    fake, real = judge_features(judge, x), judge_features(judge, train_images)
-    with torch.no_grad():
-        consistency = float((forward(spec, params, x).argmax(1) == y).float().mean())
-        distances = torch.cdist(x.flatten(1), train_images.flatten(1)).min(1).values / x[0].numel() ** 0.5
-    y, real_y = y.numpy(), train_labels.numpy()
-    diversity = np.mean([mean_pairwise_distance(fake[y == c]) for c in np.unique(y)]) / np.mean(
-        [mean_pairwise_distance(real[real_y == c]) for c in np.unique(y)])
-    return {"class_consistency": consistency, "judge_kid": kid(real, fake)[0], "diversity_vs_real": float(diversity),
-            "nearest_real_rms": float(distances.mean())}
+class Judge:
+    """A real-data conv classifier (conv 16-32, fc 128; `steps` SGD steps) that judges how real images
+    look, with its features of the real training images computed once."""
 
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, steps: int, seed: int):
+        self.spec = LearnerSpec("conv", (16, 32), hidden=128)
+        rng = torch.Generator().manual_seed(seed)
+        teacher = RealTeacher(x, y, 64, InnerHyper(0.05, 0.9))
+        self.params = train_learner(self.spec, init_params(self.spec, x.shape[1], x.shape[-1], 10, rng), teacher, steps, rng)
+        self.images, self.labels = x, y.numpy()
+        self.real = self.features(x)
 
-def judge_features(judge, images: torch.Tensor) -> np.ndarray:
-    spec, params = judge
-    with torch.no_grad():
-        return torch.cat([forward(spec, params, images[i:i + 1000], features=True) for i in range(0, len(images), 1000)]).numpy()
+    def features(self, images: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return torch.cat([forward(self.spec, self.params, images[i:i + 1000], features=True)
+                              for i in range(0, len(images), 1000)]).numpy()
 
-
-def train_judge(x, y, steps: int, seed: int):
-    """A real-data conv classifier (conv 16-32, fc 128; `steps` SGD steps) that judges generated images."""
-    spec = LearnerSpec("conv", (16, 32), hidden=128)
-    rng = torch.Generator().manual_seed(seed)
-    teacher = RealTeacher(x, y, 64, InnerHyper(0.05, 0.9))
-    return spec, train_learner(spec, init_params(spec, x.shape[1], x.shape[-1], 10, rng), teacher, steps, rng)
+    def realism(self, x: torch.Tensor, y: torch.Tensor) -> dict:
+        """How real images x of classes y look (generated ones, or held-out real ones for the floor):
+        the judge's accuracy on them (class consistency), KID in its hidden features against the real
+        training images (as FID uses a domain classifier's features for digits), within-class diversity
+        of those features relative to real images (KID alone misses collapse), and the RMS pixel
+        distance to the nearest real training image."""
+        fake = self.features(x)
+        with torch.no_grad():
+            consistency = float((forward(self.spec, self.params, x).argmax(1) == y).float().mean())
+            distances = torch.cdist(x.flatten(1), self.images.flatten(1)).min(1).values / x[0].numel() ** 0.5
+        y = y.numpy()
+        diversity = np.mean([mean_pairwise_distance(fake[y == c]) for c in np.unique(y)]) / np.mean(
+            [mean_pairwise_distance(self.real[self.labels == c]) for c in np.unique(y)])
+        return {"class_consistency": consistency, "judge_kid": kid(self.real, fake)[0], "diversity_vs_real": float(diversity),
+                "nearest_real_rms": float(distances.mean())}
 
 
 def main() -> None:
@@ -114,8 +117,8 @@ def main() -> None:
     base = GTNOptions(inner_steps=args.inner_steps, batch_size=args.batch_size, outer_steps=args.outer_steps,
                       learner_widths=tuple(args.learner_widths), eval_every=max(1, args.outer_steps // 6), eval_learners=4,
                       seed=args.seed)
-    judge = train_judge(x, y, 500, args.seed)
-    floor = realism(xt, yt, judge, x, y)
+    judge = Judge(x, y, 500, args.seed)
+    floor = judge.realism(xt, yt)
     conditions = {name: CONDITIONS[name] for name in args.conditions}
     for w in args.gan_weights:
         conditions[f"gtn + GAN loss {w:g}"] = {"gan_weight": w, "gan_warmup": args.gan_warmup}
@@ -127,7 +130,7 @@ def main() -> None:
                "s_per_step": trainer.seconds_ / trainer.step_, "curve": trainer.curve_,
                "lr": trainer.curve_[-1]["inner_lr"], "momentum": trainer.curve_[-1]["inner_momentum"]}
         if trainer.options.source != "real":
-            row.update(realism(*generated(trainer.teacher_), judge, x, y))
+            row.update(judge.realism(*generated(trainer.teacher_)))
             if out:
                 save_samples(trainer.teacher_, out / f"samples-{name.replace(' ', '_').replace(',', '')}.png")
         results[name], trainers[name] = row, trainer

@@ -95,7 +95,7 @@ class Autoencoder(ConvGenerator):
         codes, labels = state["prior_codes"], state["prior_code_labels"]
         if codes.ndim != 2 or codes.shape[1] != self.latent_dim or labels.shape != codes.shape[:1]:
             raise RuntimeError(f"prior codes of shape {tuple(codes.shape)} (labels {tuple(labels.shape)}) for latent_dim {self.latent_dim}")
-        self.prior_codes, self.prior_code_labels = state["prior_codes"].clone(), state["prior_code_labels"].clone()
+        self.prior_codes, self.prior_code_labels = torch.empty_like(codes), torch.empty_like(labels)  # filled by the load
         return super().load_state_dict(state, *args, **kwargs)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
