@@ -1,8 +1,8 @@
-"""Generator benchmark on elpv at 64 px: training throughput of each phase, the bundled
-checkpoint's quality against held-out real images (with the real-vs-real floor), and inversion
-error on a held-out teaching set.
+"""Generator benchmark on elpv, at the checkpoint's image size: training throughput of each phase
+with the checkpoint's own training options, its quality against held-out real images (with the
+real-vs-real floor), and inversion error on a held-out teaching set.
 
-    .venv/bin/python benchmarks/bench_generator.py [--generator teachset:elpv-64]
+    .venv/bin/python benchmarks/bench_generator.py [--generator teachset:elpv-64] [--device auto]
 """
 
 from __future__ import annotations
@@ -22,29 +22,37 @@ from teachset.generators.quality import evaluate_generator, format_quality
 from teachset.generators.train import GeneratorTrainer, TrainOptions
 
 
-def throughput(dataset, steps: int = 15) -> dict:
+def throughput(dataset, options: dict, device: str, steps: int = 15) -> tuple[str, dict]:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for phase, start in (("reconstruction", 1.0), ("reconstruction + adversarial", 0.0)):
-            trainer = GeneratorTrainer(dataset, TrainOptions(minutes=None, steps=10**6, adversarial_start=start), Path(tmp))
+            run = TrainOptions(**{**options, "minutes": None, "steps": 10**6, "adversarial_start": start})
+            trainer = GeneratorTrainer(dataset, run, Path(tmp), device)
             trainer.train_step()
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize()
             begin = time.perf_counter()
             for _ in range(steps):
                 trainer.train_step()
-            out[phase] = steps * trainer.options.batch_size / (time.perf_counter() - begin)
-    return out
+            out[phase] = steps * run.batch_size / (time.perf_counter() - begin)  # each step ends on a .item()
+    return trainer.device_name(), out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generator", default="teachset:elpv-64")
     parser.add_argument("--out", default="runs/bench-generator")
+    parser.add_argument("--device", default="auto", help="where training throughput is measured (auto, cpu, cuda)")
     args = parser.parse_args()
-    dataset = load_dataset("elpv", image_size=64)
-    for phase, rate in throughput(dataset).items():
-        print(f"training throughput, {phase}: {rate:.0f} images/s")
     generator = load_generator(args.generator)
     meta = getattr(generator, "meta", {})
+    dataset = load_dataset("elpv", image_size=generator.image_size)
+    known = TrainOptions.__dataclass_fields__
+    options = {k: v for k, v in meta.get("options", {}).items() if k in known}
+    device, rates = throughput(dataset, options, args.device)
+    for phase, rate in rates.items():
+        print(f"training throughput on {device} ({generator.image_size} px, width {options.get('width')}, "
+              f"batch {options.get('batch_size')}), {phase}: {rate:.0f} images/s")
     print(f"\ncheckpoint: {args.generator}: {meta.get('step')} steps, {meta.get('train_seconds', 0) / 60:.1f} min of training")
     print(f"made by: {meta.get('command')}\n")
     held = meta["held_out_ids"]

@@ -11,7 +11,7 @@ from teachset.generators import load_generator, save_generator
 from teachset.generators.autoencoder import Autoencoder
 from teachset.generators.invert import invert
 from teachset.generators.quality import evaluate_generator, kid, two_sample_accuracy
-from teachset.generators.train import GeneratorTrainer, TrainOptions
+from teachset.generators.train import GeneratorTrainer, TrainOptions, resolve_device
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +166,12 @@ def test_training_refuses_bad_data(digits32, tmp_path):
     few.class_names = ["0", "1"]
     with pytest.raises(TeachsetError, match="fewer than 10 images"):
         GeneratorTrainer(few, TrainOptions(), tmp_path)
+    with pytest.raises(TeachsetError, match="unknown device 'gpu0'"):
+        GeneratorTrainer(digits32, TrainOptions(), tmp_path, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(TeachsetError, match="not available here.*--device cpu"):
+            GeneratorTrainer(digits32, TrainOptions(), tmp_path, device="cuda")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_quality_metrics_separate_same_from_different():

@@ -95,7 +95,8 @@ class Autoencoder(ConvGenerator):
         codes, labels = state["prior_codes"], state["prior_code_labels"]
         if codes.ndim != 2 or codes.shape[1] != self.latent_dim or labels.shape != codes.shape[:1]:
             raise RuntimeError(f"prior codes of shape {tuple(codes.shape)} (labels {tuple(labels.shape)}) for latent_dim {self.latent_dim}")
-        self.prior_codes, self.prior_code_labels = torch.empty_like(codes), torch.empty_like(labels)  # filled by the load
+        device = self.prior_mean.device  # filled by the load, on the model's device
+        self.prior_codes, self.prior_code_labels = codes.new_empty(codes.shape, device=device), labels.new_empty(labels.shape, device=device)
         return super().load_state_dict(state, *args, **kwargs)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -118,23 +119,26 @@ class Autoencoder(ConvGenerator):
         for c in range(self.num_classes):
             zc = z[y == c].double()
             mean = zc.mean(0)
-            cov = torch.cov(zc.T) if len(zc) > 1 else torch.zeros(self.latent_dim, self.latent_dim, dtype=torch.float64)
-            target = torch.eye(self.latent_dim, dtype=torch.float64) * cov.diagonal().mean().clamp_min(1e-6)
+            cov = torch.cov(zc.T) if len(zc) > 1 else zc.new_zeros(self.latent_dim, self.latent_dim)
+            target = torch.eye(self.latent_dim, dtype=zc.dtype, device=zc.device) * cov.diagonal().mean().clamp_min(1e-6)
             cov = (1 - shrinkage) * cov + shrinkage * target
             self.prior_mean[c] = mean.float()
             self.prior_chol[c] = torch.linalg.cholesky(cov).float()
 
     def sample_latents(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        noise = torch.randn(len(y), self.latent_dim, generator=generator)
+        """Codes drawn with a CPU `generator` (the same on any device), on the prior's device."""
+        device = self.prior_mean.device
+        y = y.to(device)
+        noise = torch.randn(len(y), self.latent_dim, generator=generator).to(device)
         if not len(self.prior_codes):  # a checkpoint without codes: the class Gaussian
             return self._from_whitened(noise, y)
-        centres = torch.empty(len(y), self.latent_dim)
-        for c in y.unique():
+        centres = torch.empty(len(y), self.latent_dim, device=device)
+        for c in y.unique().tolist():
             pool = self.prior_codes[self.prior_code_labels == c]
             if not len(pool):
-                raise TeachsetError(f"the generator's prior has no training codes of class {int(c)}")
+                raise TeachsetError(f"the generator's prior has no training codes of class {c}")
             members = y == c
-            centres[members] = pool[torch.randint(len(pool), (int(members.sum()),), generator=generator)]
+            centres[members] = pool[torch.randint(len(pool), (int(members.sum()),), generator=generator).to(device)]
         return centres + self.prior_bandwidth * torch.einsum("nij,nj->ni", self.prior_chol[y], noise)
 
     def _to_whitened(self, z, y):

@@ -41,7 +41,8 @@ class Generator(nn.Module):
         raise TeachsetError(f"the {self.kind} generator has no encoder; invert images by optimisation from sampled codes")
 
     def sample_latents(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(len(y), self.latent_dim, generator=generator)
+        """Codes for labels y, drawn with a CPU `generator` (the same codes on any device), on y's device."""
+        return torch.randn(len(y), self.latent_dim, generator=generator).to(y.device)
 
     def prior_nll(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-code squared distance to the prior in its whitened space (here: a standard normal)."""
@@ -74,7 +75,7 @@ def save_generator(model: Generator, folder: str | Path, extra: dict | None = No
     folder = Path(folder)
     meta = {"format": FORMAT, "kind": model.kind, "config": model.config(), **(extra or {})}
     with atomic_dir(folder, overwrite=overwrite) as tmp:
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return folder
 

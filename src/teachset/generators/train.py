@@ -1,4 +1,4 @@
-"""Training a generator on a CPU. The default, model="autoencoder": reconstruction (L1 + LPIPS),
+"""Training a generator, on a CPU or a CUDA GPU. The default, model="autoencoder": reconstruction (L1 + LPIPS),
 then an adversarial term with differentiable augmentation that sharpens reconstructions and
 same-class interpolations. The option model="cgan": a conditional GAN from scratch (hinge loss,
 class-conditioned patch discriminator, DiffAugment), adversarial from the first step.
@@ -7,6 +7,9 @@ A run folder holds options.json (written first), metrics.jsonl, samples/stepNNNN
 reconstructions, then prior samples per class), checkpoint/ (the EMA generator with its fitted
 class prior; atomic) and resume.pt (everything needed to continue; atomic). Interrupting with
 Ctrl-C writes both before exiting; `resume=True` continues where the run stopped.
+
+The device is not an option of the run: a run trained on a GPU resumes on a CPU and back. All
+randomness comes from one CPU generator, so a run draws the same batches on either device.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ class PatchDiscriminator(nn.Module):
 def diff_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """DiffAugment (Zhao et al. 2020): random brightness and translation, differentiable in x."""
     n, _, h, w = x.shape
-    x = x + (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.4
+    x = x + (torch.rand(n, 1, 1, 1, generator=generator).to(x.device) - 0.5) * 0.4
     shift = max(1, h // 8)
     dx, dy = (torch.randint(-shift, shift + 1, (2,), generator=generator)).tolist()
     x = F.pad(x, (shift, shift, shift, shift), mode="replicate")
@@ -113,9 +116,28 @@ def check_trainable(dataset: ImageDataset) -> None:
         raise TeachsetError(f"class(es) {small} have fewer than {MIN_IMAGES_PER_CLASS} images: too few to train a generator on; add images or use a selection method")
 
 
+def resolve_device(name: str = "auto") -> torch.device:
+    """"auto": the GPU where CUDA has one, else the CPU; "cpu", "cuda", "cuda:N" as asked, if present."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TeachsetError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise TeachsetError(f"device '{name}' is not available here (CUDA GPUs: {torch.cuda.device_count()}); use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise TeachsetError(f"device '{name}' is not supported; use auto, cpu, cuda or cuda:N")
+    return device
+
+
 class GeneratorTrainer:
-    def __init__(self, dataset: ImageDataset, options: TrainOptions, run_dir: Path):
+    def __init__(self, dataset: ImageDataset, options: TrainOptions, run_dir: Path, device: str = "cpu"):
         check_trainable(dataset)
+        self.device = resolve_device(device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
+            torch.backends.cuda.matmul.allow_tf32 = True
         self.dataset, self.options, self.run_dir = dataset, options, Path(run_dir)
         self.train_index, self.held_index = stratified_holdout(dataset.labels, options.holdout, options.seed)
         if options.model not in ("autoencoder", "cgan"):
@@ -124,15 +146,16 @@ class GeneratorTrainer:
         model = Autoencoder if options.model == "autoencoder" else ConditionalGAN
         self.model = model(dataset.image_size, dataset.channels, options.latent_dim, options.width,
                            num_classes=dataset.num_classes, class_names=dataset.class_names)
+        self.model.to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        self.disc = PatchDiscriminator(dataset.channels, num_classes=dataset.num_classes if options.model == "cgan" else 0)
+        self.disc = PatchDiscriminator(dataset.channels, num_classes=dataset.num_classes if options.model == "cgan" else 0).to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=(0.9, 0.99))
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=options.disc_lr, betas=(0.0, 0.99))
-        self.lpips = LPIPS("alexnet")
+        self.lpips = LPIPS("alexnet").to(self.device)
         self.rng = torch.Generator().manual_seed(options.seed)
         self.step, self.elapsed = 0, 0.0
-        self.images = dataset.tensor(self.train_index)
-        self.labels = torch.from_numpy(dataset.labels[self.train_index])
+        self.images = dataset.tensor(self.train_index).to(self.device)
+        self.labels = torch.from_numpy(dataset.labels[self.train_index]).to(self.device)
 
     # budget ---------------------------------------------------------------------------------
     def progress(self) -> float:
@@ -152,12 +175,12 @@ class GeneratorTrainer:
         return g_adv, {"d_loss": d_loss.item(), "g_adv": g_adv.item()}
 
     def _gan_loss(self, x, y) -> tuple[torch.Tensor, dict]:
-        z = torch.randn(len(y), self.model.latent_dim, generator=self.rng)
+        z = torch.randn(len(y), self.model.latent_dim, generator=self.rng).to(self.device)
         return self._adversarial(x, self.model.generate(z, y), y)
 
     def train_step(self) -> dict:
         o = self.options
-        batch = torch.randint(len(self.images), (o.batch_size,), generator=self.rng)
+        batch = torch.randint(len(self.images), (o.batch_size,), generator=self.rng).to(self.device)
         x, y = self.images[batch], self.labels[batch]
         if o.flip:
             x = _flip(x, self.rng)
@@ -180,8 +203,9 @@ class GeneratorTrainer:
         loss = l1 + o.lpips_weight * perceptual
         logs = {"l1": l1.item(), "lpips": perceptual.item()}
         if self.progress() >= o.adversarial_start:
-            alpha = torch.rand(len(z), 1, generator=self.rng)
-            mixed = self.model.generate(alpha * z + (1 - alpha) * z[_same_class_partners(y, self.rng)])
+            alpha = torch.rand(len(z), 1, generator=self.rng).to(self.device)
+            partners = _same_class_partners(y.cpu(), self.rng).to(self.device)
+            mixed = self.model.generate(alpha * z + (1 - alpha) * z[partners])
             g_adv, adv_logs = self._adversarial(x, torch.cat([recon, mixed]))
             loss = loss + o.adversarial_weight * g_adv
             logs |= adv_logs
@@ -201,7 +225,7 @@ class GeneratorTrainer:
         model = self.fitted_ema()
         extra = {"dataset": {"name": self.dataset.name, "fingerprint": self.dataset.fingerprint, "spec": self.dataset.spec},
                  "held_out_ids": [self.dataset.ids[i] for i in self.held_index], "step": self.step,
-                 "train_seconds": round(self.elapsed, 1), "options": asdict(self.options),
+                 "train_seconds": round(self.elapsed, 1), "device": self.device_name(), "options": asdict(self.options),
                  "command": command or ""}
         save_generator(model, self.run_dir / "checkpoint", extra)
         state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "disc": self.disc.state_dict(),
@@ -211,6 +235,9 @@ class GeneratorTrainer:
         torch.save(state, tmp)
         os.replace(tmp, self.run_dir / "resume.pt")
         return self.run_dir / "checkpoint"
+
+    def device_name(self) -> str:
+        return torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
 
     def load_resume(self) -> None:
         path = self.run_dir / "resume.pt"
@@ -224,13 +251,13 @@ class GeneratorTrainer:
 
     @torch.no_grad()
     def save_samples(self) -> None:
-        held = self.dataset.tensor(self.held_index[:: max(1, len(self.held_index) // 8)][:8])
+        held = self.dataset.tensor(self.held_index[:: max(1, len(self.held_index) // 8)][:8]).to(self.device)
         model = self.fitted_ema()
-        recon = model.generate(model.encode(held)) if self.options.model == "autoencoder" else torch.empty(0, *held.shape[1:])
+        recon = model.generate(model.encode(held)) if self.options.model == "autoencoder" else held[:0]
         per_class = 8
-        y = torch.arange(model.num_classes).repeat_interleave(per_class)
+        y = torch.arange(model.num_classes, device=self.device).repeat_interleave(per_class)
         samples = model.generate(model.sample_latents(y, torch.Generator().manual_seed(0)), y)
-        rows = torch.cat([held, recon, samples])
+        rows = torch.cat([held, recon, samples]).cpu()
         save_grid(rows, self.run_dir / "samples" / f"step{self.step:06d}.png", ncol=8)
 
     # the loop -------------------------------------------------------------------------------
