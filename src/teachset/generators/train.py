@@ -1,6 +1,6 @@
-"""Training a generator, on a CPU or a CUDA GPU. The default, model="autoencoder": reconstruction (L1 + LPIPS),
-then an adversarial term with differentiable augmentation that sharpens reconstructions and
-same-class interpolations. The option model="cgan": a conditional GAN from scratch (hinge loss,
+"""Training a generator, on a CPU or a CUDA GPU. The default, model="autoencoder": reconstruction
+(L1 + LPIPS), then an adversarial term with differentiable augmentation that sharpens
+reconstructions and same-class interpolations. The option model="cgan": a conditional GAN from scratch (hinge loss,
 class-conditioned patch discriminator, DiffAugment), adversarial from the first step.
 
 A run folder holds options.json (written first), metrics.jsonl, samples/stepNNNNNN.png (held-out
