@@ -155,6 +155,10 @@ class GeneratorTrainer:
         self.rng = torch.Generator().manual_seed(options.seed)
         self.step, self.elapsed = 0, 0.0
         self.images = dataset.tensor(self.train_index).to(self.device)
+        if self.device.type == "cpu":  # oneDNN's convolutions run ~20% faster on channels-last tensors here
+            for module in (self.model, self.ema, self.disc, self.lpips):
+                module.to(memory_format=torch.channels_last)
+            self.images = self.images.contiguous(memory_format=torch.channels_last)
         self.labels = torch.from_numpy(dataset.labels[self.train_index]).to(self.device)
 
     # budget ---------------------------------------------------------------------------------
