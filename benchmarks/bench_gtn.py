@@ -51,7 +51,7 @@ def generated(teacher) -> tuple[torch.Tensor, torch.Tensor]:
 
 class Judge:
     """A real-data conv classifier (conv 16-32, fc 128; `steps` SGD steps) that judges how real images
-    look, with its features of the real training images computed once."""
+    look, with its features of the real training images and their within-class spread computed once."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, steps: int, seed: int):
         self.spec = LearnerSpec("conv", (16, 32), hidden=128)
@@ -60,6 +60,7 @@ class Judge:
         self.params = train_learner(self.spec, init_params(self.spec, x.shape[1], x.shape[-1], 10, rng), teacher, steps, rng)
         self.images, self.labels = x, y.numpy()
         self.real = self.features(x)
+        self.real_spread = {c: mean_pairwise_distance(self.real[self.labels == c]) for c in np.unique(self.labels)}
 
     def features(self, images: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
@@ -77,8 +78,8 @@ class Judge:
             consistency = float((forward(self.spec, self.params, x).argmax(1) == y).float().mean())
             distances = torch.cdist(x.flatten(1), self.images.flatten(1)).min(1).values / x[0].numel() ** 0.5
         y = y.numpy()
-        diversity = np.mean([mean_pairwise_distance(fake[y == c]) for c in np.unique(y)]) / np.mean(
-            [mean_pairwise_distance(self.real[self.labels == c]) for c in np.unique(y)])
+        classes = np.unique(y)
+        diversity = np.mean([mean_pairwise_distance(fake[y == c]) for c in classes]) / np.mean([self.real_spread[c] for c in classes])
         return {"class_consistency": consistency, "judge_kid": kid(self.real, fake)[0], "diversity_vs_real": float(diversity),
                 "nearest_real_rms": float(distances.mean())}
 
