@@ -1,5 +1,6 @@
 """Generator benchmark on elpv, at the checkpoint's image size: training throughput of each phase
-with the checkpoint's own training options, its quality against held-out real images (with the
+with the checkpoint's own training options (in float32 and, where the device computes it natively,
+bfloat16 autocast), its quality against held-out real images (with the
 real-vs-real floor), and inversion error on a held-out teaching set.
 
     .venv/bin/python benchmarks/bench_generator.py [--generator teachset:elpv-64] [--device auto]
@@ -8,6 +9,7 @@ real-vs-real floor), and inversion error on a held-out teaching set.
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -19,22 +21,23 @@ from teachset.data import load_dataset
 from teachset.generators import load_generator
 from teachset.generators.invert import invert
 from teachset.generators.quality import evaluate_generator, format_quality
-from teachset.generators.train import GeneratorTrainer, TrainOptions
+from teachset.generators.train import GeneratorTrainer, TrainOptions, resolve_device, resolve_precision
 
 
 def throughput(dataset, options: dict, device: str, steps: int = 15) -> tuple[str, dict]:
     out = {}
+    precisions = dict.fromkeys(["fp32", resolve_precision("auto", resolve_device(device))])
     with tempfile.TemporaryDirectory() as tmp:
-        for phase, start in (("reconstruction", 1.0), ("reconstruction + adversarial", 0.0)):
+        for (phase, start), precision in itertools.product((("reconstruction", 1.0), ("reconstruction + adversarial", 0.0)), precisions):
             run = TrainOptions(**{**options, "minutes": None, "steps": 10**6, "adversarial_start": start})
-            trainer = GeneratorTrainer(dataset, run, Path(tmp), device)
+            trainer = GeneratorTrainer(dataset, run, Path(tmp), device, precision)
             trainer.train_step()
             if trainer.device.type == "cuda":
                 torch.cuda.synchronize()
             begin = time.perf_counter()
             for _ in range(steps):
                 trainer.train_step()
-            out[phase] = steps * run.batch_size / (time.perf_counter() - begin)  # each step ends on a .item()
+            out[phase, precision] = steps * run.batch_size / (time.perf_counter() - begin)  # each step ends on a .item()
     return trainer.device_name(), out
 
 
@@ -50,9 +53,9 @@ def main() -> None:
     known = TrainOptions.__dataclass_fields__
     options = {k: v for k, v in meta.get("options", {}).items() if k in known}
     device, rates = throughput(dataset, options, args.device)
-    for phase, rate in rates.items():
+    for (phase, precision), rate in rates.items():
         print(f"training throughput on {device} ({generator.image_size} px, width {options.get('width')}, "
-              f"batch {options.get('batch_size')}), {phase}: {rate:.0f} images/s")
+              f"batch {options.get('batch_size')}, {precision}), {phase}: {rate:.0f} images/s")
     print(f"\ncheckpoint: {args.generator}: {meta.get('step')} steps, {meta.get('train_seconds', 0) / 60:.1f} min of training")
     print(f"made by: {meta.get('command')}\n")
     held = meta["held_out_ids"]

@@ -11,7 +11,7 @@ from teachset.generators import load_generator, save_generator
 from teachset.generators.autoencoder import Autoencoder
 from teachset.generators.invert import invert
 from teachset.generators.quality import evaluate_generator, kid, two_sample_accuracy
-from teachset.generators.train import GeneratorTrainer, TrainOptions, resolve_device
+from teachset.generators.train import GeneratorTrainer, TrainOptions, native_bf16_cpu, resolve_device, resolve_precision
 
 
 @pytest.fixture(scope="module")
@@ -128,17 +128,18 @@ def test_lpips_is_a_perceptual_distance():
 def test_training_writes_samples_checkpoints_and_resumes(digits32, tmp_path):
     options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=16, adversarial_start=0.5,
                            sample_every=2, checkpoint_every=2)
-    trainer = GeneratorTrainer(digits32, options, tmp_path)
+    trainer = GeneratorTrainer(digits32, options, tmp_path, precision="bf16")
     trainer.run("teachset generator train digits --size 32 --steps 4")
     assert trainer.step == 4 and sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step000002.png", "step000004.png"]
     model = load_generator(tmp_path / "checkpoint")
     assert model.meta["step"] == 4 and model.meta["command"].startswith("teachset generator train")
+    assert model.meta["precision"] == "bf16" and all(p.dtype == torch.float32 and p.isfinite().all() for p in model.parameters())
     assert len(model.meta["held_out_ids"]) == pytest.approx(0.2 * len(digits32), abs=10)
-    resumed = GeneratorTrainer(digits32, TrainOptions(**{**options.__dict__, "steps": 6}), tmp_path)
+    resumed = GeneratorTrainer(digits32, TrainOptions(**{**options.__dict__, "steps": 6}), tmp_path, precision="fp32")
     resumed.load_resume()
     assert resumed.step == 4
     resumed.run()
-    assert resumed.step == 6 and load_generator(tmp_path / "checkpoint").meta["step"] == 6
+    assert resumed.step == 6 and {"step": 6, "precision": "fp32"}.items() <= load_generator(tmp_path / "checkpoint").meta.items()
 
 
 def test_conditional_gan_option_trains_and_inverts_without_an_encoder(digits32, tmp_path):
@@ -172,6 +173,10 @@ def test_training_refuses_bad_data(digits32, tmp_path):
         with pytest.raises(TeachsetError, match="not available here.*--device cpu"):
             GeneratorTrainer(digits32, TrainOptions(), tmp_path, device="cuda")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(TeachsetError, match="unknown precision 'fp16'; use auto, fp32 or bf16"):
+        GeneratorTrainer(digits32, TrainOptions(), tmp_path, precision="fp16")
+    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native_bf16_cpu() else "fp32")
 
 
 def test_quality_metrics_separate_same_from_different():

