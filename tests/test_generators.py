@@ -126,8 +126,8 @@ def test_lpips_is_a_perceptual_distance():
 
 
 def test_training_writes_samples_checkpoints_and_resumes(digits32, tmp_path):
-    options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=16, adversarial_start=0.5,
-                           sample_every=2, checkpoint_every=2)
+    options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=16, adversarial_weight=0.05,
+                           adversarial_start=0.5, sample_every=2, checkpoint_every=2)
     trainer = GeneratorTrainer(digits32, options, tmp_path, precision="bf16")
     trainer.run("teachset generator train digits --size 32 --steps 4")
     assert trainer.step == 4 and sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step000002.png", "step000004.png"]
@@ -140,6 +140,16 @@ def test_training_writes_samples_checkpoints_and_resumes(digits32, tmp_path):
     assert resumed.step == 4
     resumed.run()
     assert resumed.step == 6 and {"step": 6, "precision": "fp32"}.items() <= load_generator(tmp_path / "checkpoint").meta.items()
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.05])
+def test_the_discriminator_trains_only_when_the_adversarial_term_is_weighted(digits32, tmp_path, weight):
+    options = TrainOptions(minutes=None, steps=2, batch_size=8, width=8, latent_dim=16, adversarial_weight=weight, adversarial_start=0.0)
+    trainer = GeneratorTrainer(digits32, options, tmp_path)
+    before = [p.detach().clone() for p in trainer.disc.parameters()]
+    logs = trainer.train_step()
+    moved = any(not torch.equal(a, b) for a, b in zip(before, trainer.disc.parameters()))
+    assert ("d_loss" in logs) == moved == (weight > 0)
 
 
 def test_conditional_gan_option_trains_and_inverts_without_an_encoder(digits32, tmp_path):

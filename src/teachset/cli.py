@@ -435,20 +435,22 @@ teachset generator invert runs/00003-generator-elpv-64px/checkpoint sets/elpv-kc
 teachset generator train elpv --minutes 30 --flip          # the recommended budget on 2 CPU cores
 teachset generator train my_cells/ --size 128 --steps 20000
 teachset generator train elpv --model cgan --minutes 60         # a conditional GAN from scratch instead
+teachset generator train elpv --minutes 60 --flip --adversarial-weight 0.05   # with adversarial sharpening after 40%
 teachset generator train elpv --resume runs/00003-generator-elpv-64px   # continue an interrupted run
 teachset generator train elpv --size 128 --flip --minutes 8 --device cuda   # on a GPU
 """)
     _add_dataset_args(q)
     q.add_argument("--model", choices=["autoencoder", "cgan"], default="autoencoder",
-                   help="autoencoder + adversarial sharpening (default; what works on a CPU) or a conditional GAN from scratch")
+                   help="an autoencoder with a class prior over its codes (default; what works on a CPU) or a conditional GAN from scratch")
     q.add_argument("--minutes", type=float, default=None, help="training-time budget in minutes")
     q.add_argument("--steps", type=int, default=None, help="step budget (whichever budget ends first)")
     q.add_argument("--latent-dim", type=int, default=128)
     q.add_argument("--width", type=int, default=16, help="channels of the highest-resolution block (doubles per level)")
     q.add_argument("--batch-size", type=int, default=32)
     q.add_argument("--lr", type=float, default=1e-3)
+    q.add_argument("--adversarial-weight", type=float, default=0.0,
+                   help="autoencoder: weight of a patch discriminator's hinge loss (default 0: reconstruction only, which scored better on 2 CPU cores)")
     q.add_argument("--adversarial-start", type=float, default=0.4, help="fraction of the budget before the adversarial term starts")
-    q.add_argument("--adversarial-weight", type=float, default=0.05)
     q.add_argument("--flip", action="store_true", help="random flips (only where flips keep the class, as on elpv)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--sample-every", type=int, default=500)
