@@ -449,7 +449,7 @@ teachset generator train elpv --size 128 --flip --minutes 8 --device cuda   # on
     q.add_argument("--batch-size", type=int, default=32)
     q.add_argument("--lr", type=float, default=1e-3)
     q.add_argument("--adversarial-weight", type=float, default=0.0,
-                   help="autoencoder: weight of a patch discriminator's hinge loss (default 0: reconstruction only, which scored better on 2 CPU cores)")
+                   help="autoencoder: weight of a patch discriminator's hinge loss (default 0: reconstruction only, which scored no worse on 2 CPU cores)")
     q.add_argument("--adversarial-start", type=float, default=0.4, help="fraction of the budget before the adversarial term starts")
     q.add_argument("--flip", action="store_true", help="random flips (only where flips keep the class, as on elpv)")
     q.add_argument("--seed", type=int, default=0)
