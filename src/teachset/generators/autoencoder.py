@@ -24,10 +24,22 @@ from ..errors import TeachsetError
 from .base import Generator
 
 
+class GroupNorm(nn.GroupNorm):
+    """nn.GroupNorm that normalises channels-last tensors in the standard layout and hands them back
+    channels-last. On a 2-core CPU, PyTorch's channels-last group norm backward is slow (16 channels at
+    64x64, batch 32: 14 ms forward and backward, against 11 with the two layout copies), while the
+    convolutions are faster channels-last: this way training runs about 1.2x the images/s."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+            return super().forward(x)
+        return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+
+
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(min(8, cout // 4), cout), nn.SiLU(),
-        nn.Conv2d(cout, cout, 3, 1, 1), nn.GroupNorm(min(8, cout // 4), cout), nn.SiLU(),
+        nn.Conv2d(cin, cout, 3, stride, 1), GroupNorm(min(8, cout // 4), cout), nn.SiLU(),
+        nn.Conv2d(cout, cout, 3, 1, 1), GroupNorm(min(8, cout // 4), cout), nn.SiLU(),
     )
 
 
