@@ -8,7 +8,7 @@ from teachset.data import load_dataset
 from teachset.errors import TeachsetError
 from teachset.features.lpips import LPIPS
 from teachset.generators import load_generator, save_generator
-from teachset.generators.autoencoder import Autoencoder
+from teachset.generators.autoencoder import Autoencoder, GroupNorm
 from teachset.generators.invert import invert
 from teachset.generators.quality import evaluate_generator, kid, two_sample_accuracy
 from teachset.generators.train import GeneratorTrainer, TrainOptions, native_bf16_cpu, resolve_device, resolve_precision
@@ -28,6 +28,21 @@ def test_autoencoder_runs_at_each_size_and_is_differentiable_in_z(size):
     images.sum().backward()
     assert z.grad.abs().sum() > 0 and all(p.grad is None for p in model.parameters())
     assert model.encode(images.detach()).shape == (2, 16)
+
+
+def test_group_norm_on_channels_last_tensors_is_plain_group_norm():
+    ours, plain = GroupNorm(4, 16), torch.nn.GroupNorm(4, 16)
+    with torch.no_grad():
+        plain.weight.normal_(), plain.bias.normal_()
+    ours.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 16, 8, 8) * 3 + 1
+    xl = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    out = ours(xl)
+    assert out.is_contiguous(memory_format=torch.channels_last) and torch.allclose(out, plain(x), atol=1e-5)
+    out.pow(2).sum().backward()
+    x.requires_grad_(True)
+    plain(x).pow(2).sum().backward()
+    assert torch.allclose(xl.grad, x.grad, atol=1e-4)
 
 
 def test_class_prior_sampling_nll_and_truncation():
@@ -150,6 +165,20 @@ def test_the_discriminator_trains_only_when_the_adversarial_term_is_weighted(dig
     logs = trainer.train_step()
     moved = any(not torch.equal(a, b) for a, b in zip(before, trainer.disc.parameters()))
     assert ("d_loss" in logs) == moved == (weight > 0)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_learning_rates_follow_the_schedule_over_the_budget(digits32, tmp_path, schedule):
+    options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=16, lr_schedule=schedule)
+    trainer = GeneratorTrainer(digits32, options, tmp_path)
+    rates = []
+    for _ in range(4):
+        trainer.train_step()
+        rates.append((trainer.opt.param_groups[0]["lr"] / options.lr, trainer.opt_d.param_groups[0]["lr"] / options.disc_lr))
+    expected = [1.0, 0.5 + 0.5 ** 1.5, 0.5, 0.5 - 0.5 ** 1.5] if schedule == "cosine" else [1.0] * 4
+    assert [g for g, _ in rates] == pytest.approx(expected) and [d for _, d in rates] == pytest.approx(expected)
+    with pytest.raises(TeachsetError, match="unknown learning-rate schedule 'linear'; choose cosine or constant"):
+        GeneratorTrainer(digits32, TrainOptions(lr_schedule="linear"), tmp_path)
 
 
 def test_conditional_gan_option_trains_and_inverts_without_an_encoder(digits32, tmp_path):

@@ -183,7 +183,7 @@ def cmd_generator_train(args) -> None:
     from .runs import new_run_dir
 
     options = TrainOptions(model=args.model, latent_dim=args.latent_dim, width=args.width, batch_size=args.batch_size, lr=args.lr,
-                           minutes=args.minutes, steps=args.steps, adversarial_start=args.adversarial_start,
+                           lr_schedule=args.lr_schedule, minutes=args.minutes, steps=args.steps, adversarial_start=args.adversarial_start,
                            adversarial_weight=args.adversarial_weight, flip=args.flip, seed=args.seed,
                            sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
     if options.minutes is None and options.steps is None and not args.resume:
@@ -448,6 +448,8 @@ teachset generator train elpv --size 128 --flip --minutes 8 --device cuda   # on
     q.add_argument("--width", type=int, default=16, help="channels of the highest-resolution block (doubles per level)")
     q.add_argument("--batch-size", type=int, default=32)
     q.add_argument("--lr", type=float, default=1e-3)
+    q.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
+                   help="cosine: the learning rates fall from --lr to 0 over the budget (extending a run's budget stretches it)")
     q.add_argument("--adversarial-weight", type=float, default=0.0,
                    help="autoencoder: weight of a patch discriminator's hinge loss (default 0: reconstruction only, which scored no worse on 2 CPU cores)")
     q.add_argument("--adversarial-start", type=float, default=0.4, help="fraction of the budget before the adversarial term starts")
