@@ -321,7 +321,7 @@ class GeneratorTrainer:
                 logs = self.train_step()
                 self.elapsed += time.perf_counter() - start
                 if self.step % 25 == 0:
-                    logs |= {"step": self.step, "seconds": round(self.elapsed, 1), "lr": o.lr * self.lr_factor(),
+                    logs |= {"step": self.step, "seconds": round(self.elapsed, 1), "lr": self.opt.param_groups[0]["lr"],
                              "images_per_s": round(self.step * o.batch_size / max(self.elapsed, 1e-9), 1)}
                     log.write(json.dumps(logs) + "\n")
                     log.flush()
