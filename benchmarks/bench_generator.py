@@ -25,10 +25,13 @@ from teachset.generators.train import GeneratorTrainer, TrainOptions, resolve_de
 
 
 def throughput(dataset, options: dict, device: str, steps: int = 15) -> tuple[str, dict]:
-    """images/s of each phase the checkpoint's run had (reconstruction; + adversarial where weighted)."""
+    """images/s of each phase the checkpoint's run had: reconstruction (+ adversarial where weighted), or a
+    conditional GAN's one adversarial phase."""
     out = {}
     precisions = dict.fromkeys(["fp32", resolve_precision("auto", resolve_device(device))])
-    phases = [("reconstruction", 1.0)] + ([("reconstruction + adversarial", 0.0)] if TrainOptions(**options).adversarial_weight else [])
+    o = TrainOptions(**options)
+    phases = [("adversarial (cgan)", 1.0)] if o.model == "cgan" else \
+        [("reconstruction", 1.0)] + ([("reconstruction + adversarial", 0.0)] if o.adversarial_weight else [])
     with tempfile.TemporaryDirectory() as tmp:
         for (phase, start), precision in itertools.product(phases, precisions):
             run = TrainOptions(**{**options, "minutes": None, "steps": 10**6, "adversarial_start": start})

@@ -158,18 +158,25 @@ def test_training_writes_samples_checkpoints_and_resumes(digits32, tmp_path):
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.05])
-def test_the_discriminator_trains_only_when_the_adversarial_term_is_weighted(digits32, tmp_path, weight):
+def test_the_discriminator_exists_and_trains_only_when_the_adversarial_term_is_weighted(digits32, tmp_path, weight):
     options = TrainOptions(minutes=None, steps=2, batch_size=8, width=8, latent_dim=16, adversarial_weight=weight, adversarial_start=0.0)
     trainer = GeneratorTrainer(digits32, options, tmp_path)
-    before = [p.detach().clone() for p in trainer.disc.parameters()]
+    assert (trainer.disc is not None) == (trainer.opt_d is not None) == (weight > 0)
+    before = [p.detach().clone() for p in trainer.disc.parameters()] if trainer.disc else []
     logs = trainer.train_step()
-    moved = any(not torch.equal(a, b) for a, b in zip(before, trainer.disc.parameters()))
+    moved = trainer.disc is not None and any(not torch.equal(a, b) for a, b in zip(before, trainer.disc.parameters()))
     assert ("d_loss" in logs) == moved == (weight > 0)
+    trainer.save_checkpoint()
+    resumed = GeneratorTrainer(digits32, options, tmp_path)
+    resumed.load_resume()
+    assert resumed.step == 1 and all(torch.equal(a, b) for a, b in zip(resumed.model.parameters(), trainer.model.parameters()))
+    if weight:
+        assert all(torch.equal(a, b) for a, b in zip(resumed.disc.state_dict().values(), trainer.disc.state_dict().values()))
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "constant"])
 def test_learning_rates_follow_the_schedule_over_the_budget(digits32, tmp_path, schedule):
-    options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=16, lr_schedule=schedule)
+    options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=16, lr_schedule=schedule, adversarial_weight=0.05)
     trainer = GeneratorTrainer(digits32, options, tmp_path)
     rates = []
     for _ in range(4):
