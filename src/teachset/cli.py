@@ -433,6 +433,7 @@ teachset generator invert runs/00003-generator-elpv-64px/checkpoint sets/elpv-kc
 
     q = gcommand("train", cmd_generator_train, "train the autoencoder generator on a dataset (on a CPU or a GPU; resumable)", """
 teachset generator train elpv --minutes 30 --flip          # the recommended budget on 2 CPU cores
+teachset generator train elpv --steps 25000 --flip         # about an hour on 2 CPU cores: samples KID 0.043 (30 minutes: 0.058)
 teachset generator train my_cells/ --size 128 --steps 20000
 teachset generator train elpv --model cgan --minutes 60         # a conditional GAN from scratch instead
 teachset generator train elpv --minutes 60 --flip --adversarial-weight 0.05   # with adversarial sharpening after 40%
@@ -447,7 +448,7 @@ teachset generator train elpv --size 128 --flip --minutes 8 --device cuda   # on
     q.add_argument("--latent-dim", type=int, default=128)
     q.add_argument("--width", type=int, default=16, help="channels of the highest-resolution block (doubles per level)")
     q.add_argument("--batch-size", type=int, default=32)
-    q.add_argument("--lr", type=float, default=1e-3)
+    q.add_argument("--lr", type=float, default=1e-3, help="the generator's Adam learning rate (where the schedule starts)")
     q.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
                    help="cosine: the learning rates fall from --lr to 0 over the budget (extending a run's budget stretches it)")
     q.add_argument("--adversarial-weight", type=float, default=0.0,
