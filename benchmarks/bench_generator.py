@@ -57,6 +57,7 @@ def main() -> None:
     dataset = load_dataset("elpv", image_size=generator.image_size)
     known = TrainOptions.__dataclass_fields__
     options = {k: v for k, v in meta.get("options", {}).items() if k in known}
+    options["code_grid"] = getattr(generator, "code_grid", 0)  # runs from before code grids had none
     device, rates = throughput(dataset, options, args.device)
     for (phase, precision), rate in rates.items():
         print(f"training throughput on {device} ({generator.image_size} px, width {options.get('width')}, "

@@ -37,6 +37,11 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
     assert "not a teaching set" in capsys.readouterr().err
     assert main(["select", "digits", "--method", "forgetting", "--param", "nonsense"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err
+    runs = tmp_path / "runs"
+    for bad, says in ((["--latent-dim", "100"], "code grid of 8 does not fit"), (["--code-grid", "32"], "code grid of 32"),
+                      (["--prior-bandwidth", "-1"], "bandwidth must be 0 or more"), (["--size", "24"], "power-of-two sizes")):
+        assert main(["generator", "train", "digits", "--size", "32", "--steps", "1", *bad, "--out", str(runs)]) == 2
+        assert says in capsys.readouterr().err and not runs.exists()  # refused before a run folder is made
 
 
 def test_datasets_and_extractors_are_listed(capsys):

@@ -19,15 +19,21 @@ def digits32():
     return load_dataset("digits", image_size=32)
 
 
-@pytest.mark.parametrize("size", [32, 64, 128])
-def test_autoencoder_runs_at_each_size_and_is_differentiable_in_z(size):
-    model = Autoencoder(image_size=size, channels=3, latent_dim=16, width=8).freeze()
-    z = torch.randn(2, 16, requires_grad=True)
+@pytest.mark.parametrize("size,code_grid", [(32, 0), (64, 0), (128, 0), (32, 4), (64, 8)])
+def test_autoencoder_runs_at_each_size_and_is_differentiable_in_z(size, code_grid):
+    model = Autoencoder(image_size=size, channels=3, latent_dim=64, width=8, code_grid=code_grid).freeze()
+    z = torch.randn(2, 64, requires_grad=True)
     images = model.generate(z)
     assert images.shape == (2, 3, size, size) and 0 <= images.min() and images.max() <= 1
     images.sum().backward()
     assert z.grad.abs().sum() > 0 and all(p.grad is None for p in model.parameters())
-    assert model.encode(images.detach()).shape == (2, 16)
+    assert model.encode(images.detach()).shape == (2, 64)
+
+
+def test_a_code_grid_must_fit_the_image_and_the_latent_size():
+    for grid, dim in ((3, 63), (32, 1024), (2, 64), (4, 60)):  # not a power of two, not below the size, too small, not whole channels
+        with pytest.raises(TeachsetError, match=f"code grid of {grid} does not fit"):
+            Autoencoder(image_size=32, latent_dim=dim, width=8, code_grid=grid)
 
 
 def test_group_norm_on_channels_last_tensors_is_plain_group_norm():
@@ -64,6 +70,15 @@ def test_class_prior_sampling_nll_and_truncation():
     far = torch.full((1, 4), 100.0)
     pulled = model.truncate(far, torch.tensor([1]), radius=1.0)
     assert model.prior_nll(pulled, torch.tensor([1])).item() == pytest.approx(4.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("code_grid", [0, 4])
+def test_checkpoint_round_trip(tmp_path, code_grid):
+    model = Autoencoder(image_size=32, latent_dim=16, width=8, class_names=["a", "b"], code_grid=code_grid)
+    model.fit_prior(torch.randn(10, 16), torch.arange(10) % 2)
+    loaded = load_generator(save_generator(model, tmp_path / "ckpt", {"dataset": {"name": "x"}}))
+    z = torch.randn(3, 16)
+    assert loaded.code_grid == code_grid and torch.equal(loaded.generate(z), model.eval().generate(z))
 
 
 def test_checkpoint_round_trip_and_clear_errors(tmp_path):
@@ -141,7 +156,7 @@ def test_lpips_is_a_perceptual_distance():
 
 
 def test_training_writes_samples_checkpoints_and_resumes(digits32, tmp_path):
-    options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=16, adversarial_weight=0.05,
+    options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=64, adversarial_weight=0.05,
                            adversarial_start=0.5, sample_every=2, checkpoint_every=2)
     trainer = GeneratorTrainer(digits32, options, tmp_path, precision="bf16")
     trainer.run("teachset generator train digits --size 32 --steps 4")
@@ -159,7 +174,7 @@ def test_training_writes_samples_checkpoints_and_resumes(digits32, tmp_path):
 
 @pytest.mark.parametrize("weight", [0.0, 0.05])
 def test_the_discriminator_exists_and_trains_only_when_the_adversarial_term_is_weighted(digits32, tmp_path, weight):
-    options = TrainOptions(minutes=None, steps=2, batch_size=8, width=8, latent_dim=16, adversarial_weight=weight, adversarial_start=0.0)
+    options = TrainOptions(minutes=None, steps=2, batch_size=8, width=8, latent_dim=64, adversarial_weight=weight, adversarial_start=0.0)
     trainer = GeneratorTrainer(digits32, options, tmp_path)
     assert (trainer.disc is not None) == (trainer.opt_d is not None) == (weight > 0)
     before = [p.detach().clone() for p in trainer.disc.parameters()] if trainer.disc else []
@@ -176,7 +191,7 @@ def test_the_discriminator_exists_and_trains_only_when_the_adversarial_term_is_w
 
 @pytest.mark.parametrize("schedule", ["cosine", "constant"])
 def test_learning_rates_follow_the_schedule_over_the_budget(digits32, tmp_path, schedule):
-    options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=16, lr_schedule=schedule, adversarial_weight=0.05)
+    options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=64, lr_schedule=schedule, adversarial_weight=0.05)
     trainer = GeneratorTrainer(digits32, options, tmp_path)
     rates = []
     for _ in range(4):
@@ -213,6 +228,8 @@ def test_training_refuses_bad_data(digits32, tmp_path):
     few.class_names = ["0", "1"]
     with pytest.raises(TeachsetError, match="fewer than 10 images"):
         GeneratorTrainer(few, TrainOptions(), tmp_path)
+    with pytest.raises(TeachsetError, match="code grid of 8 does not fit.*latent size 100"):
+        GeneratorTrainer(digits32, TrainOptions(latent_dim=100), tmp_path)
     with pytest.raises(TeachsetError, match="unknown device 'gpu0'"):
         GeneratorTrainer(digits32, TrainOptions(), tmp_path, device="gpu0")
     if not torch.cuda.is_available():

@@ -179,13 +179,13 @@ def cmd_generator_train(args) -> None:
     import shlex
 
     from .atomic import write_json
-    from .generators.train import GeneratorTrainer, TrainOptions, resolve_device, resolve_precision
+    from .generators.train import GeneratorTrainer, TrainOptions, check_options, resolve_device, resolve_precision
     from .runs import new_run_dir
 
-    options = TrainOptions(model=args.model, latent_dim=args.latent_dim, width=args.width, batch_size=args.batch_size, lr=args.lr,
-                           lr_schedule=args.lr_schedule, minutes=args.minutes, steps=args.steps, adversarial_start=args.adversarial_start,
-                           adversarial_weight=args.adversarial_weight, flip=args.flip, seed=args.seed,
-                           sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
+    options = TrainOptions(model=args.model, latent_dim=args.latent_dim, code_grid=args.code_grid, prior_bandwidth=args.prior_bandwidth,
+                           width=args.width, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+                           minutes=args.minutes, steps=args.steps, adversarial_start=args.adversarial_start, adversarial_weight=args.adversarial_weight,
+                           flip=args.flip, seed=args.seed, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
     if options.minutes is None and options.steps is None and not args.resume:
         raise TeachsetError("give a budget: --minutes M and/or --steps N")
     resolve_precision(args.precision, resolve_device(args.device))  # before anything is loaded or written
@@ -194,7 +194,7 @@ def cmd_generator_train(args) -> None:
     if args.resume:
         run_dir = Path(args.resume)
         recorded = json.loads((run_dir / "options.json").read_text())
-        saved = recorded["train"]
+        saved = {"code_grid": 0, "prior_bandwidth": 0.3, **recorded["train"]}  # what runs from before these options had
         command = " && ".join(c for c in (recorded.get("command"), command) if c)  # the whole history that made it
         budget = {k: v for k, v in (("minutes", args.minutes), ("steps", args.steps)) if v is not None}
         trainer = GeneratorTrainer(dataset, TrainOptions(**{**saved, **budget}), run_dir, args.device, args.precision)  # a new budget may extend the run
@@ -204,6 +204,7 @@ def cmd_generator_train(args) -> None:
     else:
         from dataclasses import asdict
 
+        check_options(dataset, options)
         run_dir = new_run_dir(args.out, f"generator-{dataset.name}-{dataset.image_size}px",
                               {"dataset": dataset.spec, "train": asdict(options), "command": command})
         trainer = GeneratorTrainer(dataset, options, run_dir, args.device, args.precision)
@@ -433,7 +434,7 @@ teachset generator invert runs/00003-generator-elpv-64px/checkpoint sets/elpv-kc
 
     q = gcommand("train", cmd_generator_train, "train the autoencoder generator on a dataset (on a CPU or a GPU; resumable)", """
 teachset generator train elpv --minutes 30 --flip          # the recommended budget on 2 CPU cores
-teachset generator train elpv --steps 25000 --flip         # about an hour on 2 CPU cores: samples KID 0.043 (30 minutes: 0.058)
+teachset generator train elpv --minutes 30 --flip --code-grid 0 --latent-dim 128   # a code vector instead of a grid (scored worse)
 teachset generator train my_cells/ --size 128 --steps 20000
 teachset generator train elpv --model cgan --minutes 60         # a conditional GAN from scratch instead
 teachset generator train elpv --minutes 60 --flip --adversarial-weight 0.05   # with adversarial sharpening after 40%
@@ -445,7 +446,11 @@ teachset generator train elpv --size 128 --flip --minutes 8 --device cuda   # on
                    help="an autoencoder with a class prior over its codes (default; what works on a CPU) or a conditional GAN from scratch")
     q.add_argument("--minutes", type=float, default=None, help="training-time budget in minutes")
     q.add_argument("--steps", type=int, default=None, help="step budget (whichever budget ends first)")
-    q.add_argument("--latent-dim", type=int, default=128)
+    q.add_argument("--latent-dim", type=int, default=256, help="numbers in a code (default 256: 4 channels on the 8 x 8 grid)")
+    q.add_argument("--code-grid", type=int, default=8,
+                   help="autoencoder: the code is a G x G grid of latent-dim / G^2 channels (default 8); 0: a vector, from a linear layer at 4 x 4")
+    q.add_argument("--prior-bandwidth", type=float, default=0.15,
+                   help="autoencoder: noise added to a training code to sample, in class standard deviations (default 0.15)")
     q.add_argument("--width", type=int, default=16, help="channels of the highest-resolution block (doubles per level)")
     q.add_argument("--batch-size", type=int, default=32)
     q.add_argument("--lr", type=float, default=1e-3, help="the generator's Adam learning rate (where the schedule starts)")

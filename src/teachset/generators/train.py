@@ -4,12 +4,12 @@ hinge adversarial term with differentiable augmentation on reconstructions and s
 interpolations. That term is off by default: on elpv with 2 CPU cores its patch discriminator
 stayed at chance (hinge loss 2.0 for thousands of steps), and 15 more minutes spent on
 reconstruction alone scored no worse than with it (samples KID 0.093 against 0.105, class
-consistency 0.773 against 0.766, both from the same checkpoint, z = 512). The option model="cgan":
+consistency 0.773 against 0.766, both from the same checkpoint, a code vector of 512). The option model="cgan":
 a conditional GAN from scratch (hinge loss, class-conditioned patch discriminator, DiffAugment),
 adversarial from the first step. The learning rates fall on a cosine to 0 over the budget by default:
-on elpv in 30 CPU minutes this ended at a lower loss and KID than a constant rate (samples KID 0.058
-against 0.068, 10,456 and 10,171 steps) with class consistency within its run-to-run spread
-(0.752 against 0.771).
+on elpv in 30 CPU minutes (with a code vector of 128) this ended at a lower loss and KID than a
+constant rate (samples KID 0.058 against 0.068, 10,456 and 10,171 steps) with class consistency
+within its run-to-run spread (0.752 against 0.771).
 
 A run folder holds options.json (written first), metrics.jsonl, samples/stepNNNNNN.png (held-out
 reconstructions, then prior samples per class), checkpoint/ (the EMA generator with its fitted
@@ -42,7 +42,7 @@ from ..data.splits import stratified_holdout
 from ..errors import TeachsetError
 from ..features.lpips import LPIPS
 from ..report.grid import save_grid
-from .autoencoder import Autoencoder
+from .autoencoder import Autoencoder, check_code_grid
 from .cgan import ConditionalGAN
 from .base import save_generator
 
@@ -52,7 +52,9 @@ MIN_IMAGES_PER_CLASS = 10
 @dataclass
 class TrainOptions:
     model: str = "autoencoder"  # or "cgan"
-    latent_dim: int = 128  # 512 scored no better on elpv in 30 CPU minutes (constant lr: class consistency 0.748 against 0.771)
+    latent_dim: int = 256
+    code_grid: int = 8  # autoencoder: the code is latent_dim / G^2 channels at G x G; 0 = a vector (a linear layer at 4x4)
+    prior_bandwidth: float = 0.15  # autoencoder: the sampling noise, in the class's standard deviations
     width: int = 16
     batch_size: int = 32
     lr: float = 1e-3  # 2e-3 scored worse on elpv in 30 CPU minutes (samples KID 0.072 against 0.058, with more steps)
@@ -128,6 +130,19 @@ def check_trainable(dataset: ImageDataset) -> None:
         raise TeachsetError(f"class(es) {small} have fewer than {MIN_IMAGES_PER_CLASS} images: too few to train a generator on; add images or use a selection method")
 
 
+def check_options(dataset: ImageDataset, options: TrainOptions) -> None:
+    """Everything about a run that can be wrong before it starts (checked before its folder is made)."""
+    check_trainable(dataset)
+    if options.model not in ("autoencoder", "cgan"):
+        raise TeachsetError(f"unknown generator model '{options.model}'; choose autoencoder or cgan")
+    if options.lr_schedule not in ("cosine", "constant"):
+        raise TeachsetError(f"unknown learning-rate schedule '{options.lr_schedule}'; choose cosine or constant")
+    if options.model == "autoencoder":
+        check_code_grid(dataset.image_size, options.latent_dim, options.code_grid)
+        if options.prior_bandwidth < 0:
+            raise TeachsetError(f"the prior bandwidth must be 0 or more (0: samples are reconstructions of training images), not {options.prior_bandwidth}")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """"auto": the GPU where CUDA has one, else the CPU; "cpu", "cuda", "cuda:N" as asked, if present."""
     if name == "auto":
@@ -164,7 +179,7 @@ class GeneratorTrainer:
 
     def __init__(self, dataset: ImageDataset, options: TrainOptions, run_dir: Path, device: str = "cpu",
                  precision: str = "auto"):
-        check_trainable(dataset)
+        check_options(dataset, options)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         if self.device.type == "cuda":
@@ -172,14 +187,13 @@ class GeneratorTrainer:
             torch.backends.cuda.matmul.allow_tf32 = True
         self.dataset, self.options, self.run_dir = dataset, options, Path(run_dir)
         self.train_index, self.held_index = stratified_holdout(dataset.labels, options.holdout, options.seed)
-        if options.model not in ("autoencoder", "cgan"):
-            raise TeachsetError(f"unknown generator model '{options.model}'; choose autoencoder or cgan")
-        if options.lr_schedule not in ("cosine", "constant"):
-            raise TeachsetError(f"unknown learning-rate schedule '{options.lr_schedule}'; choose cosine or constant")
         torch.manual_seed(options.seed)
-        model = Autoencoder if options.model == "autoencoder" else ConditionalGAN
-        self.model = model(dataset.image_size, dataset.channels, options.latent_dim, options.width,
-                           num_classes=dataset.num_classes, class_names=dataset.class_names)
+        if options.model == "autoencoder":
+            self.model = Autoencoder(dataset.image_size, dataset.channels, options.latent_dim, options.width, num_classes=dataset.num_classes,
+                                     class_names=dataset.class_names, prior_bandwidth=options.prior_bandwidth, code_grid=options.code_grid)
+        else:
+            self.model = ConditionalGAN(dataset.image_size, dataset.channels, options.latent_dim, options.width,
+                                        num_classes=dataset.num_classes, class_names=dataset.class_names)
         self.model.to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=(0.9, 0.99))
