@@ -12,6 +12,7 @@ import argparse
 import itertools
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +56,7 @@ def main() -> None:
     generator = load_generator(args.generator)
     meta = getattr(generator, "meta", {})
     dataset = load_dataset("elpv", image_size=generator.image_size)
-    known = TrainOptions.__dataclass_fields__
-    options = {k: v for k, v in meta.get("options", {}).items() if k in known}
-    options["code_grid"] = getattr(generator, "code_grid", 0)  # runs from before code grids had none
+    options = asdict(TrainOptions.recorded(meta.get("options", {})))
     device, rates = throughput(dataset, options, args.device)
     for (phase, precision), rate in rates.items():
         print(f"training throughput on {device} ({generator.image_size} px, width {options.get('width')}, "

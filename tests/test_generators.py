@@ -219,6 +219,14 @@ def test_conditional_gan_option_trains_and_inverts_without_an_encoder(digits32, 
     assert z.shape == (2, 8) and objective(report["refined"]) < objective(report["encoder"])
 
 
+def test_recorded_options_of_older_runs_keep_what_those_runs_had():
+    from dataclasses import asdict
+
+    assert TrainOptions.recorded(asdict(TrainOptions(seed=3))) == TrainOptions(seed=3)
+    old = TrainOptions.recorded({"latent_dim": 128, "steps": 10, "an_option_since_removed": 1})
+    assert (old.code_grid, old.prior_bandwidth, old.latent_dim, old.steps) == (0, 0.3, 128, 10)
+
+
 def test_training_refuses_bad_data(digits32, tmp_path):
     with pytest.raises(TeachsetError, match="power-of-two sizes"):
         GeneratorTrainer(load_dataset("digits", image_size=24), TrainOptions(), tmp_path)

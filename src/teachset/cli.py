@@ -194,10 +194,9 @@ def cmd_generator_train(args) -> None:
     if args.resume:
         run_dir = Path(args.resume)
         recorded = json.loads((run_dir / "options.json").read_text())
-        saved = {"code_grid": 0, "prior_bandwidth": 0.3, **recorded["train"]}  # what runs from before these options had
         command = " && ".join(c for c in (recorded.get("command"), command) if c)  # the whole history that made it
         budget = {k: v for k, v in (("minutes", args.minutes), ("steps", args.steps)) if v is not None}
-        trainer = GeneratorTrainer(dataset, TrainOptions(**{**saved, **budget}), run_dir, args.device, args.precision)  # a new budget may extend the run
+        trainer = GeneratorTrainer(dataset, TrainOptions.recorded({**recorded["train"], **budget}), run_dir, args.device, args.precision)  # a new budget may extend the run
         trainer.load_resume()
         write_json(run_dir / "options.json", {**recorded, "command": command})
         print(f"resuming {run_dir} at step {trainer.step}", file=sys.stderr)

@@ -72,6 +72,13 @@ class TrainOptions:
     sample_every: int = 500
     checkpoint_every: int = 1000
 
+    @classmethod
+    def recorded(cls, options: dict) -> "TrainOptions":
+        """The options a run recorded (options.json, a checkpoint's meta), with what runs from before an
+        option existed had instead of today's default; keys this version does not know are left out."""
+        legacy = {"code_grid": 0, "prior_bandwidth": 0.3}
+        return cls(**{**legacy, **{k: v for k, v in options.items() if k in cls.__dataclass_fields__}})
+
 
 class PatchDiscriminator(nn.Module):
     """Real-vs-generated logits per 8x8-ish patch; spectral-normalised convs. With num_classes > 0
