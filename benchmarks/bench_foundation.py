@@ -19,8 +19,8 @@ import torch
 from teachset.data import load_dataset
 from teachset.errors import TeachsetError
 from teachset._torchvision import models
-from teachset.features import EXTRACTORS, FrozenExtractor, build_extractor, dataset_features, extract
-from teachset.methods import METHODS, select_teaching_set
+from teachset.features import EXTRACTORS, FrozenExtractor, build_extractor, extract
+from teachset.methods import TeachingData, make_method, method_names
 
 
 def main() -> None:
@@ -51,13 +51,13 @@ def main() -> None:
         seconds = time.perf_counter() - start
         print(f"| {label} | {features.shape[1]} | {len(images) / seconds:,.0f} |")
 
-    features = dataset_features(dataset, "mobilenet_v2", progress=False)
+    data = TeachingData.load(dataset, progress=False)
     print("\n| method | seconds per teaching set (5 per class, mobilenet_v2 features, median of 3 seeds) |\n|---|---|")
-    for name in METHODS:
+    for name in method_names("selection"):
         times = []
         for seed in range(3):
             start = time.perf_counter()
-            select_teaching_set(name, dataset, features, per_class=5, seed=seed)
+            make_method(name).make(data, per_class=5, seed=seed)
             times.append(time.perf_counter() - start)
         print(f"| {name} | {np.median(times):.3f} |")
 
@@ -66,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "TEACHSET_CACHE": os.path.join(tmp, "cache")}  # cold cache: features included
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "teachset.cli", "demo", "--out", os.path.join(tmp, "runs")],
+        result = subprocess.run([sys.executable, "-m", "teachset", "demo", "--out", os.path.join(tmp, "runs")],
                                 env=env, capture_output=True, text=True, check=True)
         seconds = time.perf_counter() - start
     print(f"\ndemo (teachset demo, cold feature cache): {seconds:.0f} s wall\n")

@@ -27,9 +27,7 @@ from teachset.features import build_extractor, dataset_features
 from teachset.generators import load_generator
 from teachset.generators.autoencoder import Autoencoder
 from teachset.hypergrad import LCHessian, augment, implicit_surrogate, inner_grad, newton, outer_loss_and_grad, unrolled_theta
-from teachset.methods import select_teaching_set
-from teachset.methods.latent import teach_latent
-from teachset.methods.pixels import teach_pixels
+from teachset.methods import TeachingData, make_method
 from teachset.methods.teacher import Teacher, TeacherOptions, balanced_labels
 
 
@@ -64,17 +62,16 @@ def step_costs(size: int, repeats: int) -> dict:
         z.grad = None
         extractor(generator.generate(z, labels)).sum().backward()
 
-    teachers = {name: Teacher(z, lambda q: generator.generate(q, labels), labels, extractor, features, dataset.labels,
-                              TeacherOptions(student=s, hypergradient=h, lr=1e-6))
+    teachers = {name: Teacher(TeacherOptions(student=s, hypergradient=h, lr=1e-6), lambda q: generator.generate(q, labels), labels,
+                              extractor).reset(z, features, dataset.labels)
                 for name, s, h in (("lc-implicit", "lc", "implicit"), ("lc-unrolled", "lc", "unrolled"), ("nn", "nn", "implicit"))}
     return paired_ms({"pass": images_pass, **{name: teacher.step for name, teacher in teachers.items()}}, repeats)
 
 
 def protocol_wall_time(epochs: int) -> float:
-    dataset = load_dataset("elpv", image_size=64)
-    features = dataset_features(dataset, progress=False)
+    data = TeachingData.load(load_dataset("elpv", image_size=64), progress=False)
     start = time.perf_counter()
-    teach_latent(load_generator("teachset:elpv-64"), dataset, features, TeacherOptions(student="lc", epochs=epochs), progress=True)
+    make_method("latent", generator="teachset:elpv-64", student="lc", epochs=epochs).make(data, 5, progress=True)
     return time.perf_counter() - start
 
 
@@ -82,7 +79,7 @@ def agreement() -> dict:
     dataset = load_dataset("elpv", image_size=64)
     features = torch.from_numpy(dataset_features(dataset, progress=False)).double()
     data, data_labels = augment(features), torch.from_numpy(dataset.labels)
-    teaching = select_teaching_set("random", dataset, features.numpy(), per_class=5, seed=0)
+    teaching = make_method("random").make(TeachingData(dataset, features.numpy().astype("float32")), per_class=5, seed=0)
     index = [dataset.ids.index(i) for i in teaching.source_ids]
     phi0, y, l2 = features[index].clone(), torch.from_numpy(teaching.labels), 1e-3
     theta0 = torch.zeros(2, phi0.shape[1] + 1, dtype=torch.float64)
@@ -122,17 +119,14 @@ def agreement() -> dict:
 
 
 def quality(epochs: int, seeds: int) -> str:
-    dataset = load_dataset("elpv", image_size=64)
-    features = dataset_features(dataset, progress=False)
+    data = TeachingData.load(load_dataset("elpv", image_size=64), progress=False)
     generator = load_generator("teachset:elpv-64")
-    evaluator = Evaluator(dataset, features)
+    methods = [make_method("latent", generator=generator, student=s, epochs=epochs) for s in ("lc", "nn")]
+    methods += [make_method("pixels", student="lc", epochs=epochs)] + [make_method(m) for m in ("random", "kcenters", "forgetting")]
+    evaluator = Evaluator(data)
     rows = []
     for seed in range(seeds):
-        sets = [teach_latent(generator, dataset, features, TeacherOptions(student=s, epochs=epochs, seed=seed), progress=False)[0]
-                for s in ("lc", "nn")]
-        sets.append(teach_pixels(dataset, features, TeacherOptions(student="lc", epochs=epochs, seed=seed), progress=False)[0])
-        sets += [select_teaching_set(m, dataset, features, 5, seed=seed) for m in ("random", "kcenters", "forgetting")]
-        for ts in sets:
+        for ts in (method.make(data, 5, seed) for method in methods):
             rows += evaluator.evaluate(ts, repeats=1, seed=seed)
         print(f"seed {seed} done", flush=True)
     return format_table(summarize(rows))

@@ -4,17 +4,20 @@ from scipy import stats
 
 from teachset.errors import TeachsetError
 from teachset.evaluate import Evaluator, held_out_index, interval, proxy_accuracy, summarize
-from teachset.features import dataset_features
-from teachset.methods import select_teaching_set
+from teachset.methods import TeachingData, make_method
 
 
 @pytest.fixture(scope="module")
 def evaluator(digits16):
-    return Evaluator(digits16, dataset_features(digits16, "pixels", progress=False), "pixels")
+    return Evaluator(TeachingData.load(digits16, "pixels", progress=False))
+
+
+def select_teaching_set(name, evaluator, per_class, seed=0):
+    return make_method(name).make(evaluator.data, per_class, seed)
 
 
 def test_rows_per_student_and_repeat_with_teaching_images_removed(digits16, evaluator):
-    ts = select_teaching_set("random", digits16, evaluator.features, per_class=2, seed=0)
+    ts = select_teaching_set("random", evaluator, per_class=2)
     rows = evaluator.evaluate(ts, repeats=3, seed=10)
     assert [(r["student"], r["student_seed"]) for r in rows] == [("lc", 10), ("lc", 11), ("lc", 12), ("nn", 10), ("nn", 11), ("nn", 12)]
     assert all(r["n_test"] == len(digits16) - 20 for r in rows)
@@ -24,7 +27,7 @@ def test_rows_per_student_and_repeat_with_teaching_images_removed(digits16, eval
 
 
 def test_teaching_set_from_another_dataset_is_refused(digits16, evaluator):
-    ts = select_teaching_set("random", digits16, evaluator.features, per_class=1)
+    ts = select_teaching_set("random", evaluator, per_class=1)
     ts.dataset = {**ts.dataset, "fingerprint": "0000"}
     with pytest.raises(TeachsetError, match="made from dataset 0000"):
         evaluator.evaluate(ts)
@@ -41,7 +44,7 @@ def test_interval_is_the_student_t_interval():
 
 
 def test_proxy_accuracy_on_given_test_images(digits16, evaluator):
-    ts = select_teaching_set("kcenters", digits16, evaluator.features, per_class=2)
+    ts = select_teaching_set("kcenters", evaluator, per_class=2)
     test_index = held_out_index(ts, digits16)[:100]
     got = proxy_accuracy(ts, digits16, test_index, extractor="pixels", repeats=2)
     assert set(got) == {"lc", "nn"} and all(0.5 < v <= 1 for v in got.values())

@@ -208,11 +208,10 @@ def test_meta_training_on_sampled_architectures(tiny_digits):
 
 
 def _parser():
-    from teachset.cli import add_command
-    from teachset.gtn.cli import add_gtn_command
+    from teachset.cli.gtn import add_commands
 
     parser = argparse.ArgumentParser()
-    add_gtn_command(parser.add_subparsers(dest="command", required=True), add_command)
+    add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

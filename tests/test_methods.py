@@ -3,53 +3,92 @@
 import numpy as np
 import pytest
 
-from teachset.errors import TeachsetError
-from teachset.methods import METHODS, make_method, select_teaching_set
-from teachset.methods.base import sq_distances
+import torch
+
+from teachset.errors import OptionError, TeachsetError
+from teachset.generators import save_generator
+from teachset.generators.autoencoder import Autoencoder
+from teachset.gtn import GTNOptions, GTNTrainer
+from teachset.gtn.artifacts import save_checkpoint
+from teachset.methods import METHODS, TeachingData, make_method
+from teachset.seeded import seeded_init
+from teachset.distances import sq_distances
 from teachset.methods.forgetting import forgetting_counts
 from teachset.teaching_set import TeachingSet
 
 
 @pytest.fixture(scope="module")
-def digit_features(digits16):
-    return digits16.tensor().flatten(1).numpy()
+def digit_data(digits16):
+    return TeachingData(digits16, digits16.tensor().flatten(1).numpy(), "pixels")
+
+
+@pytest.fixture(scope="module")
+def digit_features(digit_data):
+    return digit_data.features
+
+
+@pytest.fixture(scope="module")
+def method_params(digits16, tmp_path_factory):
+    """Parameters that make every registered method run in a second on the 16 px digits:
+    an (untrained) generator checkpoint for the latent teacher, a GTN checkpoint for gtn."""
+    folder = tmp_path_factory.mktemp("method-assets")
+    generator = seeded_init(Autoencoder(image_size=16, latent_dim=16, width=8, num_classes=10), torch.Generator().manual_seed(0))
+    save_generator(generator, folder / "generator")
+    options = GTNOptions(inner_steps=2, batch_size=30, outer_steps=1, eval_every=0)
+    trainer = GTNTrainer(options, digits16.tensor(), torch.from_numpy(digits16.labels), 10).fit()
+    save_checkpoint(trainer, folder / "gtn", digits16.record(), digits16.class_names)
+    teacher = {"epochs": 2, "lr": 0.1}
+    return {"latent": {"generator": str(folder / "generator"), **teacher}, "pixels": teacher,
+            "gtn": {"checkpoint": str(folder / "gtn")}}
 
 
 @pytest.mark.parametrize("name", list(METHODS))
-def test_every_method_is_class_balanced_unique_and_deterministic(name, digits16, digit_features, tmp_path):
-    ts = select_teaching_set(name, digits16, digit_features, per_class=3, seed=7)
+def test_every_method_makes_a_balanced_deterministic_teaching_set(name, digit_data, method_params, tmp_path):
+    """The common checks every registered method passes (as scikit-learn's estimator checks)."""
+    method = make_method(name, **method_params.get(name, {}))
+    ts = method.make(digit_data, per_class=3, seed=7)
     assert np.array_equal(np.bincount(ts.labels), np.full(10, 3))
-    assert len(set(ts.source_ids)) == 30
-    again = select_teaching_set(name, digits16, digit_features, per_class=3, seed=7)
-    assert again.source_ids == ts.source_ids
-    index = [digits16.ids.index(i) for i in ts.source_ids]
-    assert np.array_equal(digits16.labels[index], ts.labels) and np.array_equal(digits16.images[index], ts.images)
-    assert ts.params["per_class"] == 3 and ts.method == name and ts.seed == 7
-    assert ts.dataset["fingerprint"] == digits16.fingerprint
+    assert ts.images.shape == (30, 1, 16, 16) and ts.seed == 7 and ts.method.startswith(name)
+    assert ts.params["per_class"] == 3 and ts.params["extractor"] == "pixels"
+    assert ts.dataset["fingerprint"] == digit_data.dataset.fingerprint
+    again = method.make(digit_data, per_class=3, seed=7)
+    assert np.array_equal(again.images, ts.images) and np.array_equal(again.labels, ts.labels)
+    if method.kind == "selection":
+        assert len(set(ts.source_ids)) == 30
+        index = [digit_data.dataset.ids.index(i) for i in ts.source_ids]
+        assert np.array_equal(digit_data.dataset.labels[index], ts.labels)
+        assert np.array_equal(digit_data.dataset.images[index], ts.images)
     loaded = TeachingSet.load(ts.save(tmp_path / name))
-    assert loaded.source_ids == ts.source_ids and np.array_equal(loaded.images, ts.images)
+    assert np.array_equal(loaded.images, ts.images) and np.array_equal(loaded.labels, ts.labels)
+    assert loaded.source_ids == ts.source_ids and loaded.curve == ts.curve and loaded.params == ts.params
 
 
 @pytest.mark.parametrize("name", list(METHODS))
-def test_every_method_refuses_more_than_a_class_has(name, digits16, digit_features):
+def test_every_method_refuses_more_than_a_class_has(name, digit_data, method_params):
     with pytest.raises(TeachsetError, match="fewer than the 200 per class"):
-        select_teaching_set(name, digits16, digit_features, per_class=200)
+        make_method(name, **method_params.get(name, {})).make(digit_data, per_class=200)
 
 
 def test_unknown_method_and_parameter_are_named():
-    with pytest.raises(TeachsetError, match="unknown selection method 'coreset'"):
+    with pytest.raises(TeachsetError, match="unknown teaching method 'coreset'"):
         make_method("coreset")
-    with pytest.raises(TeachsetError, match="no parameter.*'depth'.*order"):
+    with pytest.raises(OptionError, match="no parameter 'depth'.*order"):
         make_method("forgetting", depth=3)
+    with pytest.raises(OptionError, match="'order' must be one of most, least"):
+        make_method("forgetting", order="sometimes")
+    assert make_method("forgetting", epochs="5").epochs == 5  # text values (--param, TOML) become the field's type
+
+
+def select(name, data, per_class, seed=0):
+    return make_method(name).make(data, per_class, seed)
 
 
 def _coverage(points, chosen):
     return sq_distances(points, points[chosen]).min(1).max()
 
 
-def test_kcenters_covers_each_class_better_than_random(digits16, digit_features):
-    kc = select_teaching_set("kcenters", digits16, digit_features, per_class=5, seed=0)
-    rnd = select_teaching_set("random", digits16, digit_features, per_class=5, seed=0)
+def test_kcenters_covers_each_class_better_than_random(digits16, digit_data, digit_features):
+    kc, rnd = select("kcenters", digit_data, 5), select("random", digit_data, 5)
     members = np.flatnonzero(digits16.labels == 3)
     pts = digit_features[members]
     pick = lambda ts: [list(members).index(digits16.ids.index(i)) for i, y in zip(ts.source_ids, ts.labels) if y == 3]
@@ -73,8 +112,8 @@ def test_forgetting_counts_never_learned_examples_as_most_forgotten():
     assert not set(least) & set(flipped)
 
 
-def test_herding_matches_the_class_mean_better_than_random(digits16, digit_features):
-    hd = select_teaching_set("herding", digits16, digit_features, per_class=5)
+def test_herding_matches_the_class_mean_better_than_random(digits16, digit_data, digit_features):
+    hd = select("herding", digit_data, 5)
     for c in range(3):
         members = np.flatnonzero(digits16.labels == c)
         mean = digit_features[members].mean(0)

@@ -8,13 +8,13 @@ from teachset.cli import main
 from teachset.data import load_dataset
 from teachset.errors import TeachsetError
 from teachset.evaluate import Evaluator
-from teachset.features import build_extractor, dataset_features
+from teachset.errors import OptionError
+from teachset.features import build_extractor
 from teachset.generators import save_generator
 from teachset.generators.autoencoder import Autoencoder
-from teachset.methods.latent import teach_latent
-from teachset.methods.pixels import teach_pixels
-from teachset.methods.teacher import Teacher, TeacherOptions, snap_to_real
-from teachset.methods import select_teaching_set
+from teachset.methods import TeachingData, make_method, snap_to_real
+from teachset.methods.teacher import Teacher, TeacherOptions
+from teachset.seeded import seeded_init
 
 
 @pytest.fixture(scope="module")
@@ -23,21 +23,21 @@ def setup():
     keep = np.flatnonzero(dataset.labels < 2)  # two classes: fast
     dataset.images, dataset.labels, dataset.ids = dataset.images[keep], dataset.labels[keep], [dataset.ids[i] for i in keep]
     dataset.class_names = ["0", "1"]
-    features = dataset_features(dataset, "pixels", progress=False)
-    torch.manual_seed(0)
+    data = TeachingData.load(dataset, "pixels", progress=False)
     generator = Autoencoder(image_size=32, latent_dim=8, width=8, num_classes=2, class_names=["0", "1"])
-    return dataset, features, generator
+    return data, seeded_init(generator, torch.Generator().manual_seed(0))
 
 
 @pytest.mark.parametrize("student,hypergradient", [("lc", "implicit"), ("lc", "unrolled"), ("nn", "implicit")])
 def test_latent_teacher_lowers_the_students_loss_and_keeps_g_frozen(setup, student, hypergradient, tmp_path):
-    dataset, features, generator = setup
+    data, generator = setup
     before = {k: v.clone() for k, v in generator.state_dict().items()}
-    options = TeacherOptions(student=student, epochs=25, lr=0.2, hypergradient=hypergradient, l2=0.01, unrolled_lr=0.01)
-    ts, curve = teach_latent(generator, dataset, features, options, per_class=2, extractor="pixels",
-                             curve_path=tmp_path / "curve.jsonl", progress=False)
-    assert curve[-1]["outer_loss"] < curve[0]["outer_loss"]
-    assert len((tmp_path / "curve.jsonl").read_text().splitlines()) == 25
+    method = make_method("latent", generator=generator, student=student, epochs=25, lr=0.2, hypergradient=hypergradient,
+                         l2=0.01, unrolled_lr=0.01)
+    ts = method.make(data, per_class=2)
+    curve = ts.curve
+    assert curve[-1]["outer_loss"] < curve[0]["outer_loss"] and len(curve) == 25
+    assert len((ts.save(tmp_path / "set") / "curve.jsonl").read_text().splitlines()) == 25
     assert ts.method == f"latent-{student}" and ts.latents.shape == (4, 8) and ts.images.shape == (4, 1, 32, 32)
     assert all(torch.equal(before[k], v) for k, v in generator.state_dict().items())
     assert all(p.grad is None for p in generator.parameters())
@@ -49,50 +49,47 @@ def test_latent_teacher_lowers_the_students_loss_and_keeps_g_frozen(setup, stude
 def test_warm_started_newton_reaches_the_same_student_as_a_reset_one(setup):
     from teachset.hypergrad import augment, newton
 
-    dataset, features, generator = setup
+    data, generator = setup
     labels = torch.tensor([0, 0, 1, 1])
     z = generator.sample_latents(labels, torch.Generator().manual_seed(0))
-    teacher = Teacher(z, lambda q: generator.generate(q, labels), labels, build_extractor("pixels"), features, dataset.labels,
-                      TeacherOptions(epochs=5, lr=0.2, l2=0.01))
-    for _ in range(5):
-        teacher.step()
+    teacher = Teacher(TeacherOptions(epochs=5, lr=0.2, l2=0.01), lambda q: generator.generate(q, labels), labels,
+                      build_extractor("pixels")).fit(z, data.features, data.dataset.labels)
     with torch.no_grad():
-        phi = augment(build_extractor("pixels")(generator.generate(teacher.params, labels)).double())
+        phi = augment(build_extractor("pixels")(generator.generate(teacher.params_, labels)).double())
         # the student of the last step saw the codes before its update; compare on the codes it saw
         teacher.loss()
-        reset = newton(phi, labels, teacher.theta0, 0.01)
-    assert torch.allclose(teacher.theta, reset, atol=1e-7)
+        reset = newton(phi, labels, teacher.theta0_, 0.01)
+    assert torch.allclose(teacher.theta_, reset, atol=1e-7)
 
 
 def test_pixel_teacher_and_snap_to_real(setup):
-    dataset, features, _ = setup
-    ts, curve = teach_pixels(dataset, features, TeacherOptions(student="lc", epochs=10, lr=0.1, l2=0.01), per_class=2,
-                             extractor="pixels", progress=False)
-    assert curve[-1]["outer_loss"] < curve[0]["outer_loss"] and ts.method == "pixels-lc"
-    snapped = snap_to_real(ts, dataset, features, build_extractor("pixels"))
+    data, _ = setup
+    ts = make_method("pixels", student="lc", epochs=10, lr=0.1, l2=0.01).make(data, per_class=2)
+    assert ts.curve[-1]["outer_loss"] < ts.curve[0]["outer_loss"] and ts.method == "pixels-lc"
+    snapped = snap_to_real(ts, data)
     assert snapped.method == "pixels-lc-snapped" and len(set(snapped.source_ids)) == 4
-    assert np.array_equal(snapped.labels, ts.labels)
-    assert Evaluator(dataset, features, "pixels").evaluate(snapped, repeats=1)[0]["n_test"] == len(dataset) - 4
+    assert np.array_equal(snapped.labels, ts.labels) and snapped.curve == ts.curve
+    assert Evaluator(data).evaluate(snapped, repeats=1)[0]["n_test"] == len(data.dataset) - 4
 
 
-def test_teacher_starts_from_a_selected_set_by_inverting_it(setup):
-    dataset, features, generator = setup
-    start = select_teaching_set("kcenters", dataset, features, per_class=2)
-    ts, _ = teach_latent(generator, dataset, features, TeacherOptions(student="nn", epochs=2), extractor="pixels",
-                         init_set=start, progress=False)
-    assert np.array_equal(ts.labels, start.labels) and "teaching set" in ts.params["init"]
+def test_teacher_starts_from_a_selected_set_by_inverting_it(setup, tmp_path):
+    data, generator = setup
+    start = make_method("kcenters").make(data, per_class=2).save(tmp_path / "start")
+    ts = make_method("latent", generator=generator, student="nn", epochs=2, init=str(start)).make(data, per_class=2)
+    assert np.array_equal(ts.labels, [0, 0, 1, 1]) and ts.params["init"] == str(start)
 
 
 def test_mismatched_generator_is_refused(setup):
-    dataset, features, _ = setup
-    with pytest.raises(TeachsetError, match="load the dataset with --size 64"):
-        teach_latent(Autoencoder(image_size=64, num_classes=2), dataset, features, TeacherOptions(epochs=1), extractor="pixels")
-    with pytest.raises(TeachsetError, match="l2 > 0"):
-        TeacherOptions(l2=0).check()
+    data, _ = setup
+    with pytest.raises(TeachsetError, match="load the dataset at 64 px"):
+        make_method("latent", generator=Autoencoder(image_size=64, num_classes=2), epochs=1).make(data, per_class=1)
+    with pytest.raises(OptionError, match="'l2' above 0"):
+        TeacherOptions(l2=0)
+    with pytest.raises(OptionError, match="needs a 'generator'"):
+        make_method("latent").make(data, per_class=1)
 
 
 def test_teach_command_writes_set_curve_and_snapped_set(setup, tmp_path, capsys):
-    _, _, generator = setup
     save_generator(Autoencoder(image_size=32, latent_dim=8, width=8, num_classes=10), tmp_path / "g")
     out = tmp_path / "taught"
     assert main(["teach", "digits", "--generator", str(tmp_path / "g"), "--student", "nn", "--epochs", "3", "--per-class", "1",

@@ -84,3 +84,34 @@ def read_format_json(path: Path, expected_format: str, missing: str) -> dict:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise TeachsetError(f"'{path}' has format {found!r}; this teachset reads {expected_format}")
     return meta
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """One JSON object per line, the whole file written atomically."""
+    atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+class JsonlLog:
+    """A log that grows one JSON line per record, flushed as it is written (a kill loses at most
+    the line being written). Use as a context manager."""
+
+    def __init__(self, path: Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(path, "a")
+
+    def write(self, record: dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> "JsonlLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
 
+from . import __version__, defaults
 from .atomic import atomic_write_text, write_json
 from .data import ImageDataset
 from .errors import TeachsetError
-from .features import build_extractor, extract
+from .features import extract
 from .students import make_student
+from .teaching_data import TeachingData
 from .teaching_set import TeachingSet
 
 
@@ -41,36 +44,31 @@ def held_out_index(teaching_set: TeachingSet, dataset: ImageDataset) -> np.ndarr
 
 @dataclass
 class Evaluator:
-    """Scores teaching sets against one dataset's cached features with one frozen extractor."""
+    """Scores teaching sets with fresh proxy students on one dataset's features (`data`).
+    `students` maps a student kind to its parameters (default: the evaluation's LC and NN)."""
 
-    dataset: ImageDataset
-    features: np.ndarray
-    extractor: str = "mobilenet_v2"
-    input_size: int | None = None
-    lc_params: dict | None = None
-    nn_params: dict | None = None
-
-    def __post_init__(self):
-        self._extractor = build_extractor(self.extractor, self.input_size)
+    data: TeachingData
+    students: dict[str, dict] = field(default_factory=lambda: {s: {} for s in defaults.STUDENTS})
 
     def teaching_features(self, teaching_set: TeachingSet) -> np.ndarray:
-        return extract(self._extractor, teaching_set.tensor())
+        return extract(self.data.network, teaching_set.tensor())
 
     def accuracies(self, teaching_set: TeachingSet, student: str, seeds, test_index: np.ndarray | None = None) -> list[float]:
         """Accuracy of a fresh `student` per seed, on test_index (default: the dataset minus the teaching images)."""
-        check_same_dataset(teaching_set, self.dataset)
-        test_index = held_out_index(teaching_set, self.dataset) if test_index is None else test_index
+        dataset = self.data.dataset
+        check_same_dataset(teaching_set, dataset)
+        test_index = held_out_index(teaching_set, dataset) if test_index is None else test_index
         taught = self.teaching_features(teaching_set)
-        params = (self.lc_params if student == "lc" else self.nn_params) or {}
-        X, y = self.features[test_index], self.dataset.labels[test_index]
-        return [make_student(student, seed, **params).fit(taught, teaching_set.labels, self.dataset.num_classes).score(X, y)
+        X, y = self.data.features[test_index], dataset.labels[test_index]
+        params = self.students.get(student, {})
+        return [make_student(student, seed, **params).fit(taught, teaching_set.labels, dataset.num_classes).score(X, y)
                 for seed in seeds]
 
-    def evaluate(self, teaching_set: TeachingSet, students=("lc", "nn"), repeats: int = 5, seed: int = 0) -> list[dict]:
+    def evaluate(self, teaching_set: TeachingSet, repeats: int = defaults.REPEATS, seed: int = 0) -> list[dict]:
         """One row per (student, repeat): method, set seed, student seed, accuracy, test size."""
-        n_test = len(held_out_index(teaching_set, self.dataset))
+        n_test = len(held_out_index(teaching_set, self.data.dataset))
         rows = []
-        for student in students:
+        for student in self.students:
             seeds = [seed + r for r in range(repeats)]
             for r, (s, acc) in enumerate(zip(seeds, self.accuracies(teaching_set, student, seeds))):
                 rows.append({"method": teaching_set.method, "teaching_set": str(teaching_set.path or ""),
@@ -79,15 +77,45 @@ class Evaluator:
         return rows
 
 
-def proxy_accuracy(teaching_set: TeachingSet, dataset: ImageDataset, test_index, extractor: str = "mobilenet_v2",
-                   repeats: int = 5, seed: int = 0) -> dict[str, float]:
-    """Mean accuracy of fresh LC and NN students trained on `teaching_set`, scored on dataset[test_index]."""
-    from .features import dataset_features
+def evaluate_sets(teaching_sets: list[TeachingSet], dataset: str | None = None, extractor: str = defaults.EXTRACTOR,
+                  input_size: int | None = None, repeats: int = defaults.REPEATS, seed: int = 0,
+                  skip_bad: bool = False) -> tuple[list[dict], ImageDataset]:
+    """Rows of fresh-student accuracies for teaching sets, each scored on the dataset it records (or
+    on `dataset`, a source loaded with each set's own options); also the first set's dataset."""
+    from .data import load_dataset
 
-    evaluator = Evaluator(dataset, dataset_features(dataset, extractor), extractor)
+    evaluators: dict[str, Evaluator] = {}
+    rows = []
+    for ts in teaching_sets:
+        spec = dict(ts.dataset["spec"])
+        if dataset:
+            spec.update(source=dataset, skip_bad=skip_bad)
+        key = json.dumps(spec, sort_keys=True)
+        if key not in evaluators:
+            evaluators[key] = Evaluator(TeachingData.load(load_dataset(**spec), extractor, input_size))
+        rows += evaluators[key].evaluate(ts, repeats=repeats, seed=seed)
+    return rows, next(iter(evaluators.values())).data.dataset
+
+
+def majority_rate(dataset: ImageDataset) -> float:
+    """The accuracy of always answering the most common class: the floor every table is read against."""
+    return float(np.bincount(dataset.labels).max() / len(dataset))
+
+
+def results_context(dataset: ImageDataset, extractor: str, options: dict, **extra) -> dict:
+    """What results.json records beside its rows: the code, the options, the dataset and its majority rate."""
+    return {"code_version": __version__, "options": options, "extractor": extractor,
+            "dataset": {**dataset.record(), "description": dataset.describe(), "info": dataset.info},
+            "majority_rate": majority_rate(dataset), **extra}
+
+
+def proxy_accuracy(teaching_set: TeachingSet, dataset: ImageDataset, test_index, extractor: str = defaults.EXTRACTOR,
+                   repeats: int = defaults.REPEATS, seed: int = 0) -> dict[str, float]:
+    """Mean accuracy of fresh LC and NN students trained on `teaching_set`, scored on dataset[test_index]."""
+    evaluator = Evaluator(TeachingData.load(dataset, extractor))
     index = np.asarray(test_index, dtype=np.int64)
     seeds = range(seed, seed + repeats)
-    return {s: float(np.mean(evaluator.accuracies(teaching_set, s, seeds, index))) for s in ("lc", "nn")}
+    return {s: float(np.mean(evaluator.accuracies(teaching_set, s, seeds, index))) for s in evaluator.students}
 
 
 def interval(values) -> dict:

@@ -7,8 +7,9 @@ On disk a teaching set is a folder:
                                    fingerprint), code version, and one entry per image: file,
                                    label, class, source_id (selected images) and latent
                                    (generated images)
+    curve.jsonl                    the training curve, one record per step (teachers only)
 
-Every method writes one; everything downstream reads only this.
+Every method returns one (teachset.methods); everything downstream reads only this.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ import torch
 from PIL import Image
 
 from . import __version__
-from .atomic import atomic_dir, read_format_json
+from .atomic import atomic_dir, read_format_json, read_jsonl, write_jsonl
 from .errors import TeachsetError
+from .imaging import png_bytes, to_uint8
 
 FORMAT = "teachset.teaching_set/1"
 META_FILE = "teaching_set.json"
+CURVE_FILE = "curve.jsonl"
 
 
 def _safe(name: str) -> str:
@@ -46,6 +49,7 @@ class TeachingSet:
     dataset: dict  # {"name", "fingerprint", "spec"}
     source_ids: list[str | None] | None = None
     latents: np.ndarray | None = None  # float (b, latent_dim)
+    curve: list[dict] | None = None  # the training curve of a teacher, one record per step
     code_version: str = __version__
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     path: Path | None = None
@@ -56,6 +60,7 @@ class TeachingSet:
         assert self.labels.shape == (b,)
         assert self.source_ids is None or len(self.source_ids) == b
         assert self.latents is None or len(self.latents) == b
+        self.params = json.loads(json.dumps(self.params))  # as it will read back: tuples become lists
 
     def __len__(self) -> int:
         return len(self.images)
@@ -64,16 +69,21 @@ class TeachingSet:
     def from_selection(cls, dataset, indices, method: str, params: dict, seed: int | None) -> "TeachingSet":
         """A teaching set of real images: those of `dataset` at `indices`."""
         indices = np.asarray(indices, dtype=np.int64)
-        return cls(
-            images=dataset.images[indices].copy(),
-            labels=dataset.labels[indices].copy(),
-            class_names=list(dataset.class_names),
-            method=method,
-            params=params,
-            seed=seed,
-            dataset={"name": dataset.name, "fingerprint": dataset.fingerprint, "spec": dataset.spec},
-            source_ids=[dataset.ids[i] for i in indices],
-        )
+        return cls(images=dataset.images[indices].copy(), labels=dataset.labels[indices].copy(),
+                   class_names=list(dataset.class_names), method=method, params=params, seed=seed,
+                   dataset=dataset.record(), source_ids=[dataset.ids[i] for i in indices])
+
+    @classmethod
+    def generated(cls, images, labels, class_names: list[str], dataset: dict, method: str, params: dict, seed: int | None,
+                  latents=None, curve: list[dict] | None = None) -> "TeachingSet":
+        """A teaching set of generated images: float images in [0, 1] (tensor or array), their labels,
+        the record of the dataset they teach (`ImageDataset.record()`), and their latent codes if any."""
+        labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels, dtype=np.int64)
+        if isinstance(latents, torch.Tensor):
+            latents = latents.detach().cpu().numpy()
+        return cls(images=to_uint8(images), labels=labels.copy(), class_names=list(class_names), method=method,
+                   params=params, seed=seed, dataset=dataset, curve=curve,
+                   latents=None if latents is None else np.asarray(latents, dtype=np.float32))
 
     def tensor(self) -> torch.Tensor:
         """Images as float32 in [0, 1], shape (b, C, H, W)."""
@@ -117,9 +127,10 @@ class TeachingSet:
         with atomic_dir(folder, overwrite=overwrite) as tmp:
             for image, file in zip(self.images, files):
                 (tmp / file).parent.mkdir(parents=True, exist_ok=True)
-                pixels = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
-                Image.fromarray(pixels).save(tmp / file)
+                (tmp / file).write_bytes(png_bytes(image))
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+            if self.curve:
+                write_jsonl(tmp / CURVE_FILE, self.curve)
         self.path = folder
         return folder
 
@@ -152,6 +163,7 @@ class TeachingSet:
             dataset=meta["dataset"],
             source_ids=[item.get("source_id") for item in items] if "source_id" in items[0] else None,
             latents=np.array([item["latent"] for item in items], dtype=np.float32) if "latent" in items[0] else None,
+            curve=read_jsonl(folder / CURVE_FILE) if (folder / CURVE_FILE).is_file() else None,
             code_version=meta["code_version"],
             created=meta["created"],
             path=folder,

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from teachset.study.__main__ import main
-from teachset.study.cli import add_commands
+from teachset.cli.study import add_commands
 from teachset.study.db import Database
 from teachset.study.design import load_study
 

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 
 from ..errors import TeachsetError
+from ..imaging import to_uint8
 from .dataset import ImageDataset
 from .files import load_files
-from .images import resize_square, to_uint8
+from .images import resize_square
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = [

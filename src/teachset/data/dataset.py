@@ -83,6 +83,10 @@ class ImageDataset:
         h.update(self.labels.astype(np.int64).tobytes())
         return h.hexdigest()[:16]
 
+    def record(self) -> dict:
+        """What every artifact records about the dataset it came from: enough to load it again and check it."""
+        return {"name": self.name, "fingerprint": self.fingerprint, "spec": self.spec}
+
     def describe(self) -> str:
         counts = ", ".join(f"{k}: {v}" for k, v in self.class_counts().items())
         return f"{self.name}: {len(self)} images, {self.image_size} px, {self.channels} channel(s) ({counts})"

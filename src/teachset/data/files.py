@@ -10,8 +10,9 @@ import torch
 from tqdm import tqdm
 
 from ..errors import TeachsetError
+from ..imaging import to_uint8
 from .dataset import ImageDataset
-from .images import IMAGE_SUFFIXES, percentile_scale, read_pixels, resize_square, to_uint8
+from .images import IMAGE_SUFFIXES, percentile_scale, read_pixels, resize_square
 
 
 def _is_image(path: Path) -> bool:

@@ -89,11 +89,6 @@ def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Float images in [0, 1] -> uint8."""
-    return np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
-
-
 def percentile_scale(images: np.ndarray, low: float = 0.1, high: float = 99.9) -> tuple[np.ndarray, list]:
     """Per-channel, dataset-wide intensity scaling to [0, 1] for images that are not 8-bit.
 

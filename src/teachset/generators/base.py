@@ -95,8 +95,9 @@ def bundled_generators() -> list[str]:
 def load_generator(path: str | Path, **external_options) -> Generator:
     """A checkpoint folder written by teachset, a bundled one ("teachset:elpv-64"), or a TorchScript
     file (see generators/external.py)."""
-    if str(path).startswith("teachset:"):
-        name = str(path).split(":", 1)[1]
+    source = str(path)
+    if source.startswith("teachset:"):
+        name = source.split(":", 1)[1]
         if name not in bundled_generators():
             raise TeachsetError(f"no bundled generator '{name}'; bundled: {', '.join(bundled_generators()) or 'none'}")
         path = BUNDLED_DIR / name
@@ -123,5 +124,5 @@ def load_generator(path: str | Path, **external_options) -> Generator:
         model.load_state_dict(state)
     except RuntimeError as error:
         raise TeachsetError(f"'{path}' does not match its own config ({str(error).splitlines()[0]}); the checkpoint is damaged") from None
-    model.meta = meta
+    model.meta, model.source = meta, source
     return model.freeze()

@@ -9,7 +9,6 @@ extractor's space.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..errors import TeachsetError
@@ -59,7 +58,3 @@ def invert(generator: Generator, images: torch.Tensor, labels: torch.Tensor, ste
     z = z.detach()
     after = reconstruction_errors(generator.generate(z, labels), images, nets)
     return z, {"encoder": before, "refined": after, "steps": steps, "n": len(images)}
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    return np.clip(np.rint(images.detach().numpy() * 255), 0, 255).astype(np.uint8)

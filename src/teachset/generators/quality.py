@@ -25,7 +25,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..methods.base import sq_distances
+from ..distances import sq_distances
 
 
 def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 50, subset_size: int = 200, seed: int = 0) -> tuple[float, float]:
@@ -118,7 +118,7 @@ def evaluate_generator(generator, dataset, held_out_ids: list[str], out_dir, see
 
     from ..atomic import write_json
     from ..features import build_extractor, dataset_features, extract
-    from ..report.grid import save_grid
+    from ..imaging import save_grid
 
     out_dir = Path(out_dir)
     held_set = set(held_out_ids)

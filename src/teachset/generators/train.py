@@ -41,7 +41,7 @@ from ..data import ImageDataset
 from ..data.splits import stratified_holdout
 from ..errors import TeachsetError
 from ..features.lpips import LPIPS
-from ..report.grid import save_grid
+from ..imaging import save_grid
 from .autoencoder import Autoencoder, check_code_grid
 from .cgan import ConditionalGAN
 from .base import save_generator

@@ -3,7 +3,6 @@ and the exported TeachingSet of generated images."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from ..atomic import read_format_json, write_json
 from ..errors import TeachsetError
-from ..report.grid import save_grid
+from ..imaging import save_grid
 from ..teaching_set import TeachingSet
 from .train import GTNOptions, build_teacher
 
@@ -90,12 +89,7 @@ def export_teaching_set(teacher, options: GTNOptions, dataset: dict, class_names
             raise TeachsetError(f"the generator made {len(members)} images of class '{class_names[c]}', fewer than the "
                                 f"{per_class} per class asked for; ask for fewer")
         chosen += members[np.linspace(0, len(members) - 1, per_class).round().astype(int)].tolist()
-    pixels = np.clip(np.rint(flat_x[chosen].detach().numpy() * 255), 0, 255).astype(np.uint8)
     params = {**options.to_json(), "per_class": per_class}
-    return TeachingSet(images=pixels, labels=flat_y[chosen].numpy().astype(np.int64), class_names=list(class_names),
-                       method="gtn" if options.source == "gtn" else "gtn-distill", params=params, seed=options.seed,
-                       dataset=dataset, latents=None if noise is None else noise.flatten(0, 1)[chosen].detach().numpy())
-
-
-def write_jsonl(path: str | Path, rows: list[dict]) -> None:
-    Path(path).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return TeachingSet.generated(flat_x[chosen], flat_y[chosen], class_names, dataset,
+                                 "gtn" if options.source == "gtn" else "gtn-distill", params, seed,
+                                 latents=None if noise is None else noise.flatten(0, 1)[chosen])

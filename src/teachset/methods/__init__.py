@@ -1,8 +1,13 @@
-"""Teaching methods: one file each, one registry (METHODS), one result type (TeachingSet)."""
+"""Teaching methods: one file each, one registry (METHODS), one result type (TeachingSet).
 
-from . import forgetting, herding, kcenters, medoids, random  # noqa: F401  (each registers itself)
-from .base import METHODS, SelectionMethod, make_method, select_teaching_set
+Selection (real images): random, kcenters, forgetting, herding, medoids. Generated: latent (the
+machine teacher in a generator's latent space), pixels (the same teacher on pixels), gtn (the
+images of a trained Generative Teaching Network).
+"""
 
-SELECTION_METHODS = tuple(METHODS)
+from . import forgetting, herding, kcenters, medoids, random  # noqa: F401  (each registers itself, in this order)
+from . import latent, pixels, gtn  # noqa: F401,E402
+from .base import METHODS, Method, SelectionMethod, TeachingData, make_method, method_names
+from .teacher import snap_to_real
 
-__all__ = ["METHODS", "SELECTION_METHODS", "SelectionMethod", "make_method", "select_teaching_set"]
+__all__ = ["METHODS", "Method", "SelectionMethod", "TeachingData", "make_method", "method_names", "snap_to_real"]

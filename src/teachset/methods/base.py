@@ -1,4 +1,13 @@
-"""What every selection method shares: the base class, the registry, and the one result type (TeachingSet)."""
+"""The one interface of every way to make a teaching set, and its registry.
+
+A method is a dataclass whose fields are its typed parameters (recorded in the teaching set it
+makes). Every method takes the same inputs and returns the same type:
+
+    method = make_method("kcenters")                       # or make_method("latent", generator=..., student="nn")
+    teaching_set = method.make(data, per_class=5, seed=0)  # data: TeachingData (a dataset and its features)
+
+The TeachingSet carries its training curve where the method has one (`teaching_set.curve`).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +17,12 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from ..data import ImageDataset
-from ..errors import TeachsetError
+from ..errors import OptionError, TeachsetError
+from ..options import build, check_fields
+from ..teaching_data import TeachingData
 from ..teaching_set import TeachingSet
 
-METHODS: dict[str, type["SelectionMethod"]] = {}
+METHODS: dict[str, type["Method"]] = {}
 
 
 def register(cls):
@@ -20,16 +30,50 @@ def register(cls):
     return cls
 
 
-class SelectionMethod(ABC):
-    """A method that picks `per_class` real images of each class. Subclasses are dataclasses whose
-    fields are the method's parameters (recorded in the teaching set)."""
+class Method(ABC):
+    """A way to make a teaching set. Subclasses are dataclasses whose fields are the parameters."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    kind: ClassVar[str]  # "selection" (real images) or "generated"
+
+    def __post_init__(self):
+        check_fields(self)
+
+    def params(self) -> dict:
+        """The method's parameters as recorded (JSON-ready)."""
+        return {f.name: _recordable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def record(self, data: TeachingData, per_class: int) -> dict:
+        """Everything a teaching set records about how it was made."""
+        return {"per_class": per_class, **data.record(), **self.params()}
+
+    @abstractmethod
+    def make(self, data: TeachingData, per_class: int, seed: int = 0, progress: bool = False) -> TeachingSet:
+        """A teaching set of `per_class` images of each class of data.dataset, made with `seed`."""
+
+
+def _recordable(value):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_recordable(v) for v in value]
+    return getattr(value, "source", None) or type(value).__name__  # e.g. a loaded generator: where it came from
+
+
+class SelectionMethod(Method):
+    """A method that picks `per_class` real images of each class."""
+
+    kind = "selection"
 
     @abstractmethod
     def select(self, features: np.ndarray, labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
         """Indices into the dataset, `per_class` of each class, classes in order."""
+
+    def make(self, data: TeachingData, per_class: int, seed: int = 0, progress: bool = False) -> TeachingSet:
+        data.dataset.check_per_class(per_class)
+        indices = self.select(data.features, data.dataset.labels, per_class, np.random.default_rng(seed))
+        return TeachingSet.from_selection(data.dataset, indices, method=self.name, params=self.record(data, per_class), seed=seed)
 
 
 def each_class(labels: np.ndarray, per_class: int, pick: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -43,31 +87,17 @@ def each_class(labels: np.ndarray, per_class: int, pick: Callable[[np.ndarray], 
     return np.concatenate(chosen)
 
 
-def sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances (len(a), len(b)), float64, never negative."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
-    return np.maximum(d, 0.0)
-
-
-def make_method(name: str, **params) -> SelectionMethod:
+def make_method(name: str, **params) -> Method:
+    """The registered method `name` with its parameters (text values are read as the field's type)."""
     if name not in METHODS:
-        raise TeachsetError(f"unknown selection method '{name}'; choose one of: {', '.join(METHODS)}")
-    cls = METHODS[name]
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise TeachsetError(f"method '{name}' has no parameter(s) {unknown}; it takes: {', '.join(allowed) or 'none'}")
-    return cls(**params)
+        raise TeachsetError(f"unknown teaching method '{name}'; choose one of: {', '.join(METHODS)}")
+    return build(METHODS[name], params, f"method '{name}'")
 
 
-def select_teaching_set(method: str | SelectionMethod, dataset: ImageDataset, features: np.ndarray, per_class: int,
-                        seed: int = 0, extractor: str | None = None) -> TeachingSet:
-    """Run a selection method on a dataset's features and return its TeachingSet."""
-    method = make_method(method) if isinstance(method, str) else method
-    dataset.check_per_class(per_class)
-    if len(features) != len(dataset):
-        raise TeachsetError(f"{len(features)} feature rows for {len(dataset)} images; recompute the features")
-    indices = method.select(features, dataset.labels, per_class, np.random.default_rng(seed))
-    params = {"per_class": per_class, "extractor": extractor, **dataclasses.asdict(method)}
-    return TeachingSet.from_selection(dataset, indices, method=method.name, params=params, seed=seed)
+def method_names(kind: str | None = None) -> list[str]:
+    """The registered methods (of one kind: "selection" or "generated")."""
+    return [name for name, cls in METHODS.items() if kind is None or cls.kind == kind]
+
+
+__all__ = ["METHODS", "Method", "OptionError", "SelectionMethod", "TeachingData", "each_class", "make_method",
+           "method_names", "register"]

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import TeachsetError
+from ..options import option
+from ..seeded import seeded_init
 from .base import SelectionMethod, each_class, register
 
 
@@ -24,9 +25,7 @@ def forgetting_counts(features: np.ndarray, labels: np.ndarray, *, epochs: int, 
     X = torch.from_numpy(((features - features.mean(0)) / (features.std(0) + 1e-6)).astype(np.float32))
     y = torch.from_numpy(labels)
     n, d = X.shape
-    model = torch.nn.Linear(d, int(labels.max()) + 1)
-    torch.manual_seed(int(rng.integers(2**31)))  # the layer's init, from the method's seed
-    model.reset_parameters()
+    model = seeded_init(torch.nn.Linear(d, int(labels.max()) + 1), torch.Generator().manual_seed(int(rng.integers(2**31))))
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     previous = np.zeros(n, dtype=bool)
     learned = np.zeros(n, dtype=bool)
@@ -52,14 +51,12 @@ def forgetting_counts(features: np.ndarray, labels: np.ndarray, *, epochs: int, 
 class Forgetting(SelectionMethod):
     name = "forgetting"
     summary = "most-forgotten examples per class (Toneva et al.)"
-    order: str = "most"
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 0.01
+    order: str = option("most", "the most forgotten examples of each class, or the least", choices=("most", "least"))
+    epochs: int = option(20, "epochs of minibatch SGD over the whole dataset", minimum=1)
+    batch_size: int = option(64, "minibatch size", minimum=1)
+    lr: float = option(0.01, "SGD learning rate (momentum 0.9)", above=0)
 
     def select(self, features, labels, per_class, rng):
-        if self.order not in ("most", "least"):
-            raise TeachsetError(f"forgetting: order must be 'most' or 'least', got '{self.order}'")
         counts = forgetting_counts(features, labels, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, rng=rng)
         sign = -1.0 if self.order == "most" else 1.0
         tiebreak = rng.random(len(labels))

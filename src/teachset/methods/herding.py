@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import SelectionMethod, each_class, register, sq_distances
+from ..distances import sq_distances
+from .base import SelectionMethod, each_class, register
 
 
 def kernel_herding(points: np.ndarray, k: int, rng: np.random.Generator, chunk: int = 2048) -> np.ndarray:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import SelectionMethod, each_class, register, sq_distances
+from ..distances import sq_distances
+from .base import SelectionMethod, each_class, register
 
 
 def greedy_k_center(points: np.ndarray, k: int, first: int) -> np.ndarray:

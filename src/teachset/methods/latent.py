@@ -10,62 +10,79 @@ codes where the generator makes realistic images; a diversity term keeps one cla
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..data import ImageDataset
-from ..errors import TeachsetError
-from ..features import build_extractor
-from ..generators import Generator
-from .teacher import Teacher, TeacherOptions, balanced_labels, generated_teaching_set, options_record
+from ..errors import OptionError, TeachsetError
+from ..generators import Generator, load_generator
+from ..options import option
+from ..teaching_set import TeachingSet
+from .base import Method, TeachingData, register
+from .teacher import Teacher, TeacherOptions, balanced_labels, load_start
 
 
-def check_generator_fits(generator: Generator, dataset: ImageDataset) -> None:
+def check_generator_fits(generator: Generator, data: TeachingData) -> None:
+    dataset = data.dataset
     if (generator.image_size, generator.channels) != (dataset.image_size, dataset.channels):
         raise TeachsetError(
             f"the generator makes {generator.channels}-channel {generator.image_size} px images but the dataset has "
-            f"{dataset.channels}-channel {dataset.image_size} px ones; load the dataset with --size {generator.image_size} "
+            f"{dataset.channels}-channel {dataset.image_size} px ones; load the dataset at {generator.image_size} px "
             "or use a generator trained at this size")
     if generator.num_classes != dataset.num_classes:
         raise TeachsetError(f"the generator knows {generator.num_classes} classes, the dataset has {dataset.num_classes}")
 
 
-def initial_codes(generator: Generator, labels: torch.Tensor, seed: int, init_set=None, invert_steps: int = 200) -> torch.Tensor:
-    if init_set is None:
+def initial_codes(generator: Generator, labels: torch.Tensor, seed: int, start: TeachingSet | None = None,
+                  invert_steps: int = 200) -> torch.Tensor:
+    """Prior samples drawn with `seed`, or the codes of the teaching set `start` (inverted if it has none)."""
+    if start is None:
         return generator.sample_latents(labels, torch.Generator().manual_seed(seed))
-    if init_set.latents is not None:
-        return torch.from_numpy(init_set.latents)
+    if start.latents is not None:
+        return torch.from_numpy(start.latents)
     from ..generators.invert import invert
 
-    z, _ = invert(generator, init_set.tensor(), labels, steps=invert_steps)
+    z, _ = invert(generator, start.tensor(), labels, steps=invert_steps)
     return z
 
 
-def teach_latent(generator: Generator, dataset: ImageDataset, features: np.ndarray, options: TeacherOptions,
-                 per_class: int = 5, extractor: str = "mobilenet_v2", input_size: int | None = None, init_set=None,
-                 generator_name: str = "", curve_path: Path | None = None, progress: bool = True):
-    """(TeachingSet with the final codes, the training curve)."""
-    check_generator_fits(generator, dataset)
-    generator.freeze()
-    if init_set is not None:
-        if init_set.dataset.get("fingerprint") != dataset.fingerprint:
-            raise TeachsetError("the initial teaching set was made from another dataset; start from a set of this dataset")
-        labels = torch.from_numpy(init_set.labels)
-    else:
-        dataset.check_per_class(per_class)
-        labels = balanced_labels(dataset.num_classes, per_class)
-    z0 = initial_codes(generator, labels, options.seed, init_set)
-    penalty = None
-    if options.prior_weight:
-        penalty = lambda z: options.prior_weight * generator.prior_nll(z, labels).mean() / generator.latent_dim
-    project = (lambda z: generator.truncate(z, labels, options.truncation)) if options.truncation else None
-    teacher = Teacher(z0, lambda z: generator.generate(z, labels), labels, build_extractor(extractor, input_size),
-                      features, dataset.labels, options, penalty=penalty, project=project)
-    curve = teacher.run(curve_path, progress)
-    params = {**options_record(options), "per_class": int(np.bincount(labels.numpy()).max()), "extractor": extractor,
-              "input_size": input_size, "generator": generator_name,
-              "init": f"teaching set {init_set.path or init_set.method}" if init_set is not None else "prior samples"}
-    ts = generated_teaching_set(teacher, dataset, f"latent-{options.student}", params, teacher.params.detach().numpy().astype(np.float32))
-    return ts, curve
+@register
+@dataclass
+class LatentTeacher(TeacherOptions, Method):
+    name = "latent"
+    summary = "machine teaching in a generator's latent space (Doron et al.)"
+    kind = "generated"
+    generator: str | Generator = option("", "a generator checkpoint folder, a bundled one (teachset:elpv-64) or a "
+                                            "TorchScript file", flag=False)
+    init: str | None = option(None, "start from this teaching set (its latent codes, or its images inverted) "
+                                    "instead of prior samples", flag=False)
+
+    def load_generator(self) -> Generator:
+        if isinstance(self.generator, Generator):
+            return self.generator
+        if not self.generator:
+            raise OptionError("generator", "the latent teacher needs a {option}: a checkpoint folder, a bundled "
+                                           "generator (teachset:elpv-64) or a TorchScript file")
+        return load_generator(self.generator)
+
+    def make(self, data: TeachingData, per_class: int, seed: int = 0, progress: bool = False) -> TeachingSet:
+        generator = self.load_generator().freeze()  # gradients flow to the codes only
+        check_generator_fits(generator, data)
+        start = load_start(self.init, data)
+        if start is None:
+            data.dataset.check_per_class(per_class)
+            labels = balanced_labels(data.dataset.num_classes, per_class)
+        else:
+            labels = torch.from_numpy(start.labels)
+        z0 = initial_codes(generator, labels, seed, start)
+        penalty = project = None
+        if self.prior_weight:
+            penalty = lambda z: self.prior_weight * generator.prior_nll(z, labels).mean() / generator.latent_dim  # noqa: E731
+        if self.truncation:
+            project = lambda z: generator.truncate(z, labels, self.truncation)  # noqa: E731
+        teacher = Teacher(self, lambda z: generator.generate(z, labels), labels, data.network, penalty, project, seed)
+        teacher.fit(z0, data.features, data.dataset.labels, progress)
+        params = self.record(data, int(np.bincount(labels.numpy()).max()))
+        return TeachingSet.generated(teacher.images(), labels, data.dataset.class_names, data.dataset.record(),
+                                     f"latent-{self.student}", params, seed, latents=teacher.params_, curve=teacher.curve_)

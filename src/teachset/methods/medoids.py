@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import SelectionMethod, each_class, register, sq_distances
+from ..distances import sq_distances
+from ..options import option
+from .base import SelectionMethod, each_class, register
 
 
 def k_medoids(points: np.ndarray, k: int, rng: np.random.Generator, max_iter: int = 100) -> np.ndarray:
@@ -43,7 +45,7 @@ def k_medoids(points: np.ndarray, k: int, rng: np.random.Generator, max_iter: in
 class Medoids(SelectionMethod):
     name = "medoids"
     summary = "k-medoids per class (typical members of each mode)"
-    max_iter: int = 100
+    max_iter: int = option(100, "at most this many assignment and update rounds", minimum=1)
 
     def select(self, features, labels, per_class, rng):
         return each_class(labels, per_class, lambda m: k_medoids(features[m], per_class, rng, self.max_iter))

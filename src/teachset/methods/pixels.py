@@ -4,32 +4,40 @@ sigmoid; they start from real images of each class drawn with the seed (or from 
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..data import ImageDataset
-from ..features import build_extractor
-from .teacher import Teacher, TeacherOptions, balanced_labels, generated_teaching_set, options_record
+from ..options import option
+from ..teaching_set import TeachingSet
+from .base import Method, TeachingData, register
+from .teacher import Teacher, TeacherOptions, balanced_labels, load_start
 
 
-def teach_pixels(dataset: ImageDataset, features: np.ndarray, options: TeacherOptions, per_class: int = 5,
-                 extractor: str = "mobilenet_v2", input_size: int | None = None, init_set=None,
-                 curve_path: Path | None = None, progress: bool = True):
-    """(TeachingSet of learned pixels, the training curve)."""
-    if init_set is not None:
-        labels, start = torch.from_numpy(init_set.labels), init_set.tensor()
-    else:
-        dataset.check_per_class(per_class)
-        labels = balanced_labels(dataset.num_classes, per_class)
-        rng = np.random.default_rng(options.seed)
-        index = np.concatenate([rng.choice(np.flatnonzero(dataset.labels == c), per_class, replace=False)
-                                for c in range(dataset.num_classes)])
-        start = dataset.tensor(index)
-    logits = torch.logit(start.clamp(0.02, 0.98))
-    teacher = Teacher(logits, torch.sigmoid, labels, build_extractor(extractor, input_size), features, dataset.labels, options)
-    curve = teacher.run(curve_path, progress)
-    params = {**options_record(options), "per_class": int(np.bincount(labels.numpy()).max()), "extractor": extractor,
-              "input_size": input_size, "init": "teaching set" if init_set is not None else "real images drawn with the seed"}
-    return generated_teaching_set(teacher, dataset, f"pixels-{options.student}", params, None), curve
+@register
+@dataclass
+class PixelTeacher(TeacherOptions, Method):
+    name = "pixels"
+    summary = "the same teacher on the pixels themselves (dataset distillation, the control)"
+    kind = "generated"
+    init: str | None = option(None, "start from this teaching set's images instead of real images drawn with the seed",
+                              flag=False)
+
+    def make(self, data: TeachingData, per_class: int, seed: int = 0, progress: bool = False) -> TeachingSet:
+        dataset = data.dataset
+        start = load_start(self.init, data)
+        if start is not None:
+            labels, images = torch.from_numpy(start.labels), start.tensor()
+        else:
+            dataset.check_per_class(per_class)
+            labels = balanced_labels(dataset.num_classes, per_class)
+            rng = np.random.default_rng(seed)
+            index = np.concatenate([rng.choice(np.flatnonzero(dataset.labels == c), per_class, replace=False)
+                                    for c in range(dataset.num_classes)])
+            images = dataset.tensor(index)
+        logits = torch.logit(images.clamp(0.02, 0.98))
+        teacher = Teacher(self, torch.sigmoid, labels, data.network, seed=seed).fit(logits, data.features, dataset.labels, progress)
+        params = self.record(data, int(np.bincount(labels.numpy()).max()))
+        return TeachingSet.generated(teacher.images(), labels, dataset.class_names, dataset.record(), f"pixels-{self.student}",
+                                     params, seed, curve=teacher.curve_)

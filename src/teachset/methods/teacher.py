@@ -10,17 +10,15 @@ parameters down the gradient of that score:
   the trained student: the Newton solve starts from the previous epoch's optimum, which makes it
   a step or two instead of a dozen (stopping at the same tolerance). With hypergradient="unrolled"
   the student is `student_epochs` steps of gradient descent from its init, which is then reset to
-  the same init every epoch (the paper's choice) or drawn fresh (init="fresh");
+  the same init every epoch (the paper's choice) or drawn fresh (student_init="fresh");
 - NN student: the teaching images are the prototypes; plain backpropagation of eq. 4's loss.
 Gradients are taken with respect to the teaching parameters only; F and G stay frozen.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -28,40 +26,46 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..errors import TeachsetError
-from ..features import FrozenExtractor
+from .. import defaults
+from ..distances import sq_distances
+from ..errors import OptionError
+from ..features import FrozenExtractor, extract
 from ..hypergrad import SOLVERS, augment, implicit_surrogate, newton, outer_loss_and_grad, unrolled_theta
+from ..options import check_fields, option
 from ..students import class_scores, init_linear
+from ..students.prototype import RULES, SIMILARITIES
+from ..teaching_data import TeachingData
+from ..teaching_set import TeachingSet
 
 
 @dataclass
 class TeacherOptions:
-    student: str = "lc"  # "lc" or "nn"
-    epochs: int = 1000  # teacher epochs
-    lr: float = 0.05  # Adam on the teaching parameters
-    student_epochs: int = 50
-    l2: float = 1e-3  # the LC student's penalty (as the evaluation's LC)
-    init: str = "reset"  # unrolled LC: "reset" to the same init every epoch, or a "fresh" one
-    hypergradient: str = "implicit"  # LC: "implicit" or "unrolled"
-    solver: str = "woodbury"  # implicit: "woodbury" (exact), "cg" (exact), "neumann" (truncated, for comparison)
-    unrolled_lr: float = 0.5  # unrolled: gradient-descent step of the inner training
-    similarity: str = "cosine"  # NN student, as the evaluation's NN
-    temperature: float = 0.1
-    rule: str = "logsumexp"
-    prior_weight: float = 0.0  # latent: weight of the mean whitened squared distance to the class prior / latent_dim
-    truncation: float | None = None  # latent: keep codes within this many sqrt(latent_dim) of the prior (whitened)
-    diversity_weight: float = 0.0  # penalty on the mean cosine similarity between teaching features of one class
-    seed: int = 0
+    """How the teacher optimises; the student's own options default to the evaluation's students."""
 
-    def check(self) -> None:
-        if self.student not in ("lc", "nn"):
-            raise TeachsetError(f"student must be 'lc' or 'nn', got '{self.student}'")
-        if self.hypergradient not in ("implicit", "unrolled") or self.solver not in SOLVERS or self.init not in ("reset", "fresh"):
-            raise TeachsetError(f"hypergradient must be implicit|unrolled, solver one of {SOLVERS}, init reset|fresh")
+    student: str = option("lc", "the proxy student taught: lc (linear, eq. 3) or nn (prototypes, eq. 4)", choices=defaults.STUDENTS)
+    epochs: int = option(1000, "teacher epochs", minimum=1)
+    lr: float = option(0.05, "Adam step on the teaching parameters (codes or pixel logits)", above=0)
+    student_epochs: int = option(defaults.LC_EPOCHS, "LC: at most this many Newton epochs (or unrolled gradient steps)", minimum=1)
+    l2: float = option(defaults.LC_L2, "LC: the student's L2 penalty (as the evaluation's LC)", minimum=0)
+    student_init: str = option("reset", "unrolled LC: reset the student to one init every epoch, or draw a fresh one "
+                               "(the implicit LC reaches its unique optimum from any init)", choices=("reset", "fresh"))
+    hypergradient: str = option("implicit", "LC: differentiate through the student's training implicitly (exact at its "
+                                "optimum) or by unrolling its gradient steps", choices=("implicit", "unrolled"))
+    solver: str = option("woodbury", "implicit LC: the Hessian solve (woodbury and cg are exact; neumann is truncated)",
+                         choices=SOLVERS)
+    unrolled_lr: float = option(0.5, "unrolled LC: gradient-descent step of the inner training", above=0)
+    similarity: str = option(defaults.NN_SIMILARITY, "NN: similarity between features", choices=SIMILARITIES)
+    temperature: float = option(defaults.NN_TEMPERATURE, "NN: softmax temperature of the similarities", above=0)
+    rule: str = option(defaults.NN_RULE, "NN: how a class's prototypes combine", choices=RULES)
+    prior_weight: float = option(0.0, "latent: weight of the codes' whitened squared distance to the class prior", minimum=0)
+    truncation: float | None = option(None, "latent: keep codes within this radius of the class prior (whitened, per "
+                                      "sqrt of the latent size)", above=0)
+    diversity_weight: float = option(0.0, "penalty on the similarity between one class's teaching examples", minimum=0)
+
+    def __post_init__(self):
+        check_fields(self)
         if self.student == "lc" and self.l2 <= 0:
-            raise TeachsetError("the LC teacher needs --l2 > 0 (the inner problem must have a unique optimum)")
-        if self.epochs < 1 or self.lr <= 0:
-            raise TeachsetError("teacher epochs must be >= 1 and the learning rate > 0")
+            raise OptionError("l2", "the LC teacher needs {option} above 0: the student's problem must have one optimum")
 
 
 def diversity_penalty(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -73,48 +77,52 @@ def diversity_penalty(features: torch.Tensor, labels: torch.Tensor) -> torch.Ten
 
 
 class Teacher:
-    """Optimises `params` so that render(params) teaches the student the dataset."""
+    """Optimises teaching parameters so that render(params) teaches the student a dataset.
 
-    def __init__(self, params: torch.Tensor, render: Callable[[torch.Tensor], torch.Tensor], labels: torch.Tensor,
-                 extractor: FrozenExtractor, data_features: np.ndarray, data_labels: np.ndarray, options: TeacherOptions,
-                 penalty: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 project: Callable[[torch.Tensor], torch.Tensor] | None = None):
-        options.check()
+    Options and the problem in the constructor; `fit(params, data_features, data_labels)` runs the
+    teacher epochs from `params` and returns self. Learned: `params_` (the final parameters),
+    `curve_` (outer loss and proxy accuracy per epoch), `theta_` (the LC student's last optimum)."""
+
+    def __init__(self, options: TeacherOptions, render: Callable[[torch.Tensor], torch.Tensor], labels: torch.Tensor,
+                 extractor: FrozenExtractor, penalty: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 project: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0):
         self.options, self.render, self.labels, self.extractor = options, render, labels, extractor
-        self.penalty, self.project = penalty, project
-        self.params = params.detach().clone().requires_grad_(True)
-        self.num_classes = int(max(data_labels.max(), labels.max())) + 1
+        self.penalty, self.project, self.seed = penalty, project, seed
+
+    def reset(self, params: torch.Tensor, data_features: np.ndarray, data_labels: np.ndarray) -> "Teacher":
+        """Start again from `params` against a dataset's features and labels (what `fit` does first; then `step`)."""
+        self.params_ = params.detach().clone().requires_grad_(True)
+        self.num_classes_ = int(max(data_labels.max(), self.labels.max())) + 1
         self.data = torch.from_numpy(np.ascontiguousarray(data_features, dtype=np.float32))
         self.data_aug = augment(self.data)
         self.data_labels = torch.from_numpy(np.asarray(data_labels, dtype=np.int64))
-        self.optimizer = torch.optim.Adam([self.params], lr=options.lr)
-        self.generator = torch.Generator().manual_seed(options.seed)
-        self.class_sums = F.one_hot(self.data_labels, self.num_classes).float().T @ self.data_aug
-        W0, b0 = init_linear(self.data.shape[1], self.num_classes, options.seed)
-        self.theta0 = torch.cat([W0, b0[:, None]], dim=1)
-        self.theta = self.theta0  # the last optimum: where the next Newton solve starts
-        self.epoch = 0
+        self.class_sums = F.one_hot(self.data_labels, self.num_classes_).float().T @ self.data_aug
+        self.optimizer = torch.optim.Adam([self.params_], lr=self.options.lr)
+        self.rng = torch.Generator().manual_seed(self.seed)
+        W0, b0 = init_linear(self.data.shape[1], self.num_classes_, self.seed)
+        self.theta0_ = torch.cat([W0, b0[:, None]], dim=1)
+        self.theta_ = self.theta0_  # the last optimum: where the next Newton solve starts
+        self.epoch_, self.curve_ = 0, []
+        return self
 
     def _student_init(self) -> torch.Tensor:
-        if self.options.init == "reset":
-            return self.theta0
-        W0, b0 = init_linear(self.data.shape[1], self.num_classes, int(torch.randint(2**31, (1,), generator=self.generator)))
+        if self.options.student_init == "reset":
+            return self.theta0_
+        W0, b0 = init_linear(self.data.shape[1], self.num_classes_, int(torch.randint(2**31, (1,), generator=self.rng)))
         return torch.cat([W0, b0[:, None]], dim=1)
 
     def loss(self) -> tuple[torch.Tensor, float, float]:
         """(the scalar to backpropagate, the student's loss on the dataset, its accuracy on the dataset)."""
         o = self.options
-        images = self.render(self.params)
-        features = self.extractor(images)
+        features = self.extractor(self.render(self.params_))
         extra = o.diversity_weight * diversity_penalty(features, self.labels) if o.diversity_weight else 0.0
         if self.penalty is not None:
-            extra = extra + self.penalty(self.params)
+            extra = extra + self.penalty(self.params_)
         if o.student == "nn":
-            scores = class_scores(self.data, features, self.labels, self.num_classes, similarity=o.similarity,
+            scores = class_scores(self.data, features, self.labels, self.num_classes_, similarity=o.similarity,
                                   temperature=o.temperature, rule=o.rule)
             outer = F.cross_entropy(scores, self.data_labels)
-            accuracy = (scores.argmax(1) == self.data_labels).float().mean()
-            return outer + extra, float(outer.detach()), float(accuracy)
+            return outer + extra, float(outer.detach()), float((scores.argmax(1) == self.data_labels).float().mean())
         phi = augment(features.double())
         if o.hypergradient == "unrolled":
             theta = unrolled_theta(phi, self.labels, self._student_init(), o.l2, o.student_epochs, o.unrolled_lr)
@@ -122,7 +130,7 @@ class Teacher:
             outer = F.cross_entropy(logits, self.data_labels)
             return outer + extra, float(outer.detach()), float((logits.argmax(1) == self.data_labels).float().mean())
         with torch.no_grad():
-            theta = self.theta = newton(phi.detach(), self.labels, self.theta, o.l2, max_iter=o.student_epochs)
+            theta = self.theta_ = newton(phi.detach(), self.labels, self.theta_, o.l2, max_iter=o.student_epochs)
             outer, g, predictions = outer_loss_and_grad(theta.float(), self.data_aug, self.data_labels, self.class_sums)
         surrogate = implicit_surrogate(phi, self.labels, theta, g.double(), o.l2, o.solver)
         return surrogate + extra, float(outer), float((predictions == self.data_labels).float().mean())
@@ -135,65 +143,55 @@ class Teacher:
         self.optimizer.step()
         if self.project is not None:
             with torch.no_grad():
-                self.params.copy_(self.project(self.params))
-        self.epoch += 1
-        return {"epoch": self.epoch, "outer_loss": outer, "proxy_accuracy": accuracy, "seconds": time.perf_counter() - start}
+                self.params_.copy_(self.project(self.params_))
+        self.epoch_ += 1
+        record = {"epoch": self.epoch_, "outer_loss": outer, "proxy_accuracy": accuracy, "seconds": time.perf_counter() - start}
+        self.curve_.append(record)
+        return record
 
-    def run(self, curve_path: Path | None = None, progress: bool = True) -> list[dict]:
-        """All teacher epochs; one JSONL line per epoch (outer loss and proxy accuracy); a live progress bar."""
-        curve = []
-        log = open(curve_path, "w") if curve_path else None
+    def fit(self, params: torch.Tensor, data_features: np.ndarray, data_labels: np.ndarray, progress: bool = False) -> "Teacher":
+        """All teacher epochs from `params`, with a live progress bar when asked."""
+        self.reset(params, data_features, data_labels)
         bar = tqdm(range(self.options.epochs), desc=f"teaching ({self.options.student})", unit="epoch", disable=not progress)
-        try:
-            for _ in bar:
-                record = self.step()
-                curve.append(record)
-                if log:
-                    log.write(json.dumps(record) + "\n")
-                if self.epoch % 10 == 0 or self.epoch == self.options.epochs:
-                    bar.set_postfix(loss=f"{record['outer_loss']:.3f}", acc=f"{record['proxy_accuracy']:.3f}")
-        finally:
-            bar.close()
-            if log:
-                log.close()
-        return curve
+        for _ in bar:
+            record = self.step()
+            if self.epoch_ % 10 == 0 or self.epoch_ == self.options.epochs:
+                bar.set_postfix(loss=f"{record['outer_loss']:.3f}", acc=f"{record['proxy_accuracy']:.3f}")
+        bar.close()
+        return self
 
     @torch.no_grad()
     def images(self) -> torch.Tensor:
-        return self.render(self.params)
-
-
-def options_record(options: TeacherOptions) -> dict:
-    return asdict(options)
+        return self.render(self.params_)
 
 
 def balanced_labels(num_classes: int, per_class: int) -> torch.Tensor:
     return torch.arange(num_classes).repeat_interleave(per_class)
 
 
-def generated_teaching_set(teacher: Teacher, dataset, method: str, params: dict, latents: np.ndarray | None):
-    from ..teaching_set import TeachingSet
+def load_start(path: str | None, data: TeachingData) -> TeachingSet | None:
+    """The teaching set a teacher starts from (None: none), checked to be of this dataset."""
+    if path is None:
+        return None
+    start = TeachingSet.load(path)
+    if start.dataset.get("fingerprint") != data.dataset.fingerprint:
+        raise OptionError("init", f"the teaching set {{option}} starts from ('{path}') was made from another dataset; "
+                                  "start from a set of this dataset")
+    return start
 
-    pixels = np.clip(np.rint(teacher.images().numpy() * 255), 0, 255).astype(np.uint8)
-    return TeachingSet(images=pixels, labels=teacher.labels.numpy().copy(), class_names=list(dataset.class_names),
-                       method=method, params=params, seed=teacher.options.seed,
-                       dataset={"name": dataset.name, "fingerprint": dataset.fingerprint, "spec": dataset.spec},
-                       latents=latents)
 
-
-def snap_to_real(teaching_set, dataset, features: np.ndarray, extractor: FrozenExtractor):
+def snap_to_real(teaching_set: TeachingSet, data: TeachingData) -> TeachingSet:
     """Replace each teaching image by its nearest real image of the same class in feature space
     (each real image used once): the paper's people learned better from real images."""
-    from ..features import extract
-    from ..teaching_set import TeachingSet
-    from .base import sq_distances
-
-    taught = extract(extractor, teaching_set.tensor())
+    taught = extract(data.network, teaching_set.tensor())
     chosen: list[int] = []
     for i, label in enumerate(teaching_set.labels):
-        members = np.flatnonzero(dataset.labels == label)
-        d = sq_distances(taught[i : i + 1], features[members])[0]
+        members = np.flatnonzero(data.dataset.labels == label)
+        d = sq_distances(taught[i : i + 1], data.features[members])[0]
         d[np.isin(members, chosen)] = np.inf
         chosen.append(int(members[np.argmin(d)]))
     params = {**teaching_set.params, "snapped_from": teaching_set.method}
-    return TeachingSet.from_selection(dataset, chosen, method=f"{teaching_set.method}-snapped", params=params, seed=teaching_set.seed)
+    snapped = TeachingSet.from_selection(data.dataset, chosen, method=f"{teaching_set.method}-snapped", params=params,
+                                         seed=teaching_set.seed)
+    snapped.curve = teaching_set.curve
+    return snapped

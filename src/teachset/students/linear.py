@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import defaults
 from ..errors import TeachsetError
 from .base import ClassScoreStudent
 
@@ -81,8 +82,8 @@ def train_linear(features: torch.Tensor, labels: torch.Tensor, W0: torch.Tensor,
 class LinearStudent(ClassScoreStudent):
     """LC student. `fit` returns self; learned `coef_` (C, d) and `intercept_` (C,)."""
 
-    epochs: int = 50
-    l2: float = 1e-3
+    epochs: int = defaults.LC_EPOCHS
+    l2: float = defaults.LC_L2
     optimizer: str = "newton"
     lr: float | None = None
     random_state: int = 0

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import defaults
 from ..errors import TeachsetError
 from .base import ClassScoreStudent
 
@@ -29,7 +30,8 @@ RULES = ("logsumexp", "max", "mean")
 
 
 def class_scores(features: torch.Tensor, prototypes: torch.Tensor, proto_labels: torch.Tensor, num_classes: int, *,
-                 similarity: str = "cosine", temperature: float = 0.1, rule: str = "logsumexp") -> torch.Tensor:
+                 similarity: str = defaults.NN_SIMILARITY, temperature: float = defaults.NN_TEMPERATURE,
+                 rule: str = defaults.NN_RULE) -> torch.Tensor:
     """(n, C) class logits of the NN student; differentiable in features and prototypes."""
     if similarity not in SIMILARITIES or rule not in RULES:
         raise TeachsetError(f"NN student: similarity must be one of {SIMILARITIES} and rule one of {RULES}")
@@ -53,9 +55,9 @@ def class_scores(features: torch.Tensor, prototypes: torch.Tensor, proto_labels:
 class PrototypeStudent(ClassScoreStudent):
     """NN student. `fit` stores `prototypes_` and `prototype_labels_`; deterministic."""
 
-    similarity: str = "cosine"
-    temperature: float = 0.1
-    rule: str = "logsumexp"
+    similarity: str = defaults.NN_SIMILARITY
+    temperature: float = defaults.NN_TEMPERATURE
+    rule: str = defaults.NN_RULE
 
     def fit(self, features, labels, num_classes: int | None = None) -> "PrototypeStudent":
         self.prototypes_ = torch.as_tensor(np.asarray(features), dtype=torch.float64)

