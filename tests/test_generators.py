@@ -8,7 +8,8 @@ from teachset.data import load_dataset
 from teachset.errors import TeachsetError
 from teachset.features.lpips import LPIPS
 from teachset.generators import load_generator, save_generator
-from teachset.generators.autoencoder import Autoencoder, GroupNorm
+from teachset.generators.autoencoder import Autoencoder
+from teachset.generators.blocks import GroupNorm
 from teachset.generators.invert import invert
 from teachset.generators.quality import evaluate_generator, kid, two_sample_accuracy
 from teachset.generators.train import GeneratorTrainer, TrainOptions, native_bf16_cpu, resolve_device, resolve_precision

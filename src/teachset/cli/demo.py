@@ -12,7 +12,8 @@ from .common import add_command, add_dataset_args, add_feature_args, load_datase
 def cmd_demo(args) -> None:
     from ..evaluate import format_table
     from ..experiment import run_experiment
-    from ..generators import bundled_generators, load_generator
+    from ..generators import load_generator
+    from ..generators.base import bundled_generators
     from ..methods import TeachingData, make_method, method_names
     from ..runs import new_run_dir
 

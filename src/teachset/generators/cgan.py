@@ -9,7 +9,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import TeachsetError
-from .autoencoder import ConvGenerator, decoder_layers
+from .autoencoder import ConvGenerator
+from .blocks import decoder_layers
 
 
 class ConditionalGAN(ConvGenerator):

@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -43,6 +42,7 @@ from ..errors import TeachsetError
 from ..features.lpips import LPIPS
 from ..imaging import save_grid
 from .autoencoder import Autoencoder, check_code_grid
+from .blocks import PatchDiscriminator, diff_augment
 from .cgan import ConditionalGAN
 from .base import save_generator
 
@@ -78,39 +78,6 @@ class TrainOptions:
         option existed had instead of today's default; keys this version does not know are left out."""
         legacy = {"code_grid": 0, "prior_bandwidth": 0.3}
         return cls(**{**legacy, **{k: v for k, v in options.items() if k in cls.__dataclass_fields__}})
-
-
-class PatchDiscriminator(nn.Module):
-    """Real-vs-generated logits per 8x8-ish patch; spectral-normalised convs. With num_classes > 0
-    the class enters as one-hot planes beside the image (a conditional discriminator)."""
-
-    def __init__(self, channels: int, width: int = 32, num_classes: int = 0):
-        super().__init__()
-        self.num_classes = num_classes
-        sn = nn.utils.spectral_norm
-        self.net = nn.Sequential(
-            sn(nn.Conv2d(channels + num_classes, width, 4, 2, 1)), nn.LeakyReLU(0.2),
-            sn(nn.Conv2d(width, width * 2, 4, 2, 1)), nn.LeakyReLU(0.2),
-            sn(nn.Conv2d(width * 2, width * 4, 4, 2, 1)), nn.LeakyReLU(0.2),
-            sn(nn.Conv2d(width * 4, 1, 3, 1, 1)),
-        )
-
-    def forward(self, x, y=None):
-        x = x * 2 - 1
-        if self.num_classes:
-            planes = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[-2:])
-            x = torch.cat([x, planes], dim=1)
-        return self.net(x)
-
-
-def diff_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """DiffAugment (Zhao et al. 2020): random brightness and translation, differentiable in x."""
-    n, _, h, w = x.shape
-    x = x + (torch.rand(n, 1, 1, 1, generator=generator).to(x.device) - 0.5) * 0.4
-    shift = max(1, h // 8)
-    dx, dy = (torch.randint(-shift, shift + 1, (2,), generator=generator)).tolist()
-    x = F.pad(x, (shift, shift, shift, shift), mode="replicate")
-    return x[:, :, shift + dy : shift + dy + h, shift + dx : shift + dx + w]
 
 
 def _flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

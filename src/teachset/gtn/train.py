@@ -182,7 +182,7 @@ class GTNTrainer:
         if o.gan_weight > 0:
             if o.source != "gtn":
                 raise ValueError("the GAN realism loss needs a generator (source 'gtn')")
-            from ..generators.train import PatchDiscriminator
+            from ..generators.blocks import PatchDiscriminator
 
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(o.seed + 2)
@@ -195,7 +195,7 @@ class GTNTrainer:
     def _gan_losses(self, fresh_noise: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(realism loss for the generator, discriminator loss): one generated batch (a curriculum
         step's, or fresh noise) against real images; the discriminator sees each image's class."""
-        from ..generators.train import diff_augment
+        from ..generators.blocks import diff_augment
 
         teacher = self.teacher_
         if fresh_noise:
