@@ -10,9 +10,9 @@ import torch.nn as nn
 
 def seeded_init(module: nn.Module, generator: torch.Generator) -> nn.Module:
     """Re-initialise every Linear, convolution and Embedding in `module` (in registration order) as
-    PyTorch's own `reset_parameters` would, but drawing from `generator`: the same values that
-    constructing the module after `torch.manual_seed(s)` gives, when `generator` is seeded with s
-    and the module draws nothing else, without touching the global state."""
+    PyTorch's own `reset_parameters` would, but drawing from `generator`: the same values as
+    constructing the module right after seeding torch's global generator with s, when `generator`
+    is seeded with s and the module draws nothing else, without touching the global state."""
     with torch.no_grad():
         for m in module.modules():
             if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .. import defaults
 from ..atomic import atomic_write_bytes
 from ..data import ImageDataset
 from .extractors import FrozenExtractor, build_extractor
@@ -37,7 +38,7 @@ def cache_key(dataset: ImageDataset, extractor: str, input_size: int | None) -> 
     return f"{dataset.fingerprint}-{extractor}-{dataset.image_size}px" + (f"-in{input_size}" if input_size else "")
 
 
-def dataset_features(dataset: ImageDataset, extractor: str = "mobilenet_v2", input_size: int | None = None,
+def dataset_features(dataset: ImageDataset, extractor: str = defaults.EXTRACTOR, input_size: int | None = None,
                      weights_file: str | None = None, progress: bool = True, use_cache: bool = True) -> np.ndarray:
     """Features of every image of `dataset`, (N, d) float32, read from the cache or computed and cached.
 

