@@ -126,3 +126,48 @@ def test_elpv_two_classes_by_documented_rule():
     assert d.class_counts() == {"defective": 821, "functional": 1508}
     assert set(d.groups) == {"mono", "poly"}
     assert "2/3" in d.info["label_rule"]
+
+
+def test_held_out_split_is_stratified_seeded_and_spread_over_few_groups():
+    from teachset.data.splits import Split, split_dataset
+
+    d = load_dataset("elpv", image_size=16)
+    parts = split_dataset(d, Split())
+    assert len(parts.train) + len(parts.test) == len(d) and not set(parts.train.ids) & set(parts.test.ids)
+    for c in range(2):  # each class and each cell type (two groups: too few to hold out whole) near 20%
+        for g in ("mono", "poly"):
+            n = sum(1 for y, h in zip(d.labels, d.groups) if y == c and h == g)
+            n_test = sum(1 for y, h in zip(parts.test.labels, parts.test.groups) if y == c and h == g)
+            assert abs(n_test - 0.2 * n) <= 2
+    assert parts.test.split["by"] == "class, spread over groups" and parts.test.split["part"] == "test"
+    assert parts.train.record()["fingerprint"] == d.fingerprint != parts.train.fingerprint
+    assert np.array_equal(split_dataset(d, Split()).test_index, parts.test_index)
+    assert not np.array_equal(split_dataset(d, Split(seed=1)).test_index, parts.test_index)
+    paper = split_dataset(d, Split(protocol="paper"))
+    assert paper.train is d and paper.test is d
+
+
+def test_many_groups_are_held_out_whole():
+    from teachset.data.splits import Split
+
+    labels = np.repeat([0, 1], 100)
+    groups = [f"plate{i % 20}" for i in range(200)]
+    train, test, by = Split().indices(labels, groups, ["a", "b"])
+    assert by == "group" and not {groups[i] for i in train} & {groups[i] for i in test}
+    assert 0.1 < len(test) / 200 < 0.3
+
+
+def test_a_split_that_empties_a_class_says_which():
+    from teachset.data.splits import Split
+
+    with pytest.raises(TeachsetError, match="class 'b' has 0 train and 1 test"):
+        Split().indices(np.array([0] * 10 + [1]), None, ["a", "b"])
+
+
+def test_keeping_some_classes_in_a_chosen_order(image_folder):
+    d = load_dataset("digits", image_size=8, classes="3,8")
+    assert d.class_names == ["3", "8"] and set(d.labels) == {0, 1} and d.spec["classes"] == ["3", "8"]
+    f = load_dataset(str(image_folder), image_size=8, classes=["dark", "bright"])
+    assert f.class_names == ["dark", "bright"] and f.images[f.labels == 0].mean() < f.images[f.labels == 1].mean()
+    with pytest.raises(TeachsetError, match=r"\['cat'\] are not in the dataset"):
+        load_dataset("digits", image_size=8, classes="3,cat")

@@ -19,3 +19,8 @@ LC_EPOCHS = 50  # at most this many Newton (or first-order) epochs
 NN_SIMILARITY = "cosine"
 NN_TEMPERATURE = 0.1
 NN_RULE = "logsumexp"
+
+# The held-out protocol: methods and generators see the train split, students are scored on the test split.
+PROTOCOL = "heldout"  # or "paper": the paper's in-sample protocol (scored on every image not taught)
+TEST_FRACTION = 0.2
+SPLIT_SEED = 0  # one split for every method and seed of a run

@@ -36,6 +36,7 @@ def add_dataset_args(p: argparse.ArgumentParser, positional: bool = True, size: 
                    help="square image size in pixels" + (f" (default {size})" if size else " (default: the generator's)"))
     p.add_argument("--channels", default=None, help="source channels for R,G,B of multi-channel TIFFs, e.g. 2,1,0 (recorded)")
     p.add_argument("--skip-bad", action="store_true", help="leave out unreadable image files (and list them) instead of stopping")
+    p.add_argument("--classes", default=None, help="keep only these classes, in this order, e.g. T-shirt-top,Shirt (recorded)")
 
 
 def add_feature_args(p: argparse.ArgumentParser) -> None:
@@ -48,7 +49,8 @@ def load_dataset(args, source: str | None = None, size: int | None = None):
     """The dataset the flags name, with its summary (and any skipped files) on stderr."""
     from ..data import load_dataset as load
 
-    dataset = load(source or args.dataset, image_size=size or args.size, channels=args.channels, skip_bad=args.skip_bad)
+    dataset = load(source or args.dataset, image_size=size or args.size, channels=args.channels, skip_bad=args.skip_bad,
+                   classes=args.classes)
     if dataset.skipped:
         names = ", ".join(path for path, _ in dataset.skipped[:5])
         print(f"skipped {len(dataset.skipped)} unreadable file(s): {names}{' ...' if len(dataset.skipped) > 5 else ''}",

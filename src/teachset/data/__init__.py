@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import defaults
 from ..errors import TeachsetError
 from .bundled import BUNDLED
 from .dataset import ImageDataset
@@ -13,16 +14,20 @@ from .images import parse_channels
 __all__ = ["BUNDLED", "ImageDataset", "load_dataset"]
 
 
-def load_dataset(source: str, image_size: int = 64, channels: str | None = None, skip_bad: bool = False) -> ImageDataset:
+def load_dataset(source: str, image_size: int = defaults.IMAGE_SIZE, channels: str | None = None, skip_bad: bool = False,
+                 classes: list[str] | str | None = None) -> ImageDataset:
     """Load a bundled dataset by name, a folder with one sub-folder per class, or a CSV manifest.
 
     Images are resized to `image_size` square and kept in [0, 1]. `channels` maps source channels
     to R,G,B (e.g. "2,1,0") for multi-channel TIFFs. Unreadable files are an error unless
-    `skip_bad`, in which case they are left out and listed in `dataset.skipped`.
+    `skip_bad`, in which case they are left out and listed in `dataset.skipped`. `classes` keeps
+    only the named classes, in that order (a list, or names separated by commas).
     """
     if not 8 <= image_size <= 1024:
         raise TeachsetError(f"image size {image_size} is out of range; use a size between 8 and 1024 pixels")
     spec = {"source": str(source), "image_size": image_size, "channels": channels, "skip_bad": skip_bad}
+    if classes:
+        spec["classes"] = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else list(classes)
     if source in BUNDLED:
         return BUNDLED[source].load(image_size, spec, skip_bad)
     path = Path(source).expanduser()

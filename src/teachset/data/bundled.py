@@ -13,7 +13,7 @@ import torch
 from ..errors import TeachsetError
 from ..imaging import to_uint8
 from .dataset import ImageDataset
-from .files import load_files
+from .files import chosen_classes, load_files
 from .images import resize_square
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -24,7 +24,14 @@ ELPV_RULE = "functional: defect probability 0; defective: probability >= 2/3; th
 
 
 def _from_arrays(name, pixels, labels, class_names, ids, image_size, spec, info, groups=None) -> ImageDataset:
-    """pixels: float (N, C, h, w) in [0, 1] -> an ImageDataset resized to image_size, in chunks."""
+    """pixels: float (N, C, h, w) in [0, 1] -> an ImageDataset (of the classes the spec keeps) resized to
+    image_size, in chunks."""
+    kept, labels = chosen_classes(spec, class_names), np.asarray(labels)
+    if kept != class_names:
+        keep = np.isin(labels, [class_names.index(c) for c in kept])
+        labels = np.array([kept.index(class_names[y]) for y in labels[keep]], dtype=np.int64)
+        pixels, ids, class_names = pixels[keep], [i for i, k in zip(ids, keep) if k], kept
+        groups = None if groups is None else [g for g, k in zip(groups, keep) if k]
     chunks = [
         resize_square(torch.from_numpy(pixels[i : i + 4096]).float(), image_size).numpy()
         for i in range(0, len(pixels), 4096)

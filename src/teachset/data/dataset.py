@@ -19,7 +19,9 @@ class ImageDataset:
 
     `spec` holds what `load_dataset` needs to load the same data again (recorded in every
     artifact); `info` says how the pixels were made (label rule, channel mapping, intensity
-    scaling); `skipped` lists unreadable files left out when asked to skip them.
+    scaling); `skipped` lists unreadable files left out when asked to skip them. A part of a
+    dataset (`part`: the train or test split) records which split it is and the fingerprint of
+    the whole dataset it came from (`origin`).
     """
 
     name: str
@@ -31,6 +33,8 @@ class ImageDataset:
     groups: list[str] | None = None
     info: dict = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    split: dict | None = None  # for a part: {"protocol", "test_fraction", "seed", "by", "part"}
+    origin: str | None = None  # for a part: the whole dataset's fingerprint
 
     def __post_init__(self):
         n = len(self.images)
@@ -84,8 +88,17 @@ class ImageDataset:
         return h.hexdigest()[:16]
 
     def record(self) -> dict:
-        """What every artifact records about the dataset it came from: enough to load it again and check it."""
-        return {"name": self.name, "fingerprint": self.fingerprint, "spec": self.spec}
+        """What every artifact records about the dataset it came from: enough to load it again, check
+        it, and make the same split again."""
+        return {"name": self.name, "fingerprint": self.origin or self.fingerprint, "spec": self.spec,
+                **({"split": self.split} if self.split else {})}
+
+    def subset(self, index, split: dict) -> "ImageDataset":
+        """The images at `index` as a dataset of their own that remembers the whole one (`split`: which part)."""
+        index = np.asarray(index, dtype=np.int64)
+        return ImageDataset(self.name, self.images[index], self.labels[index], list(self.class_names),
+                            [self.ids[i] for i in index], self.spec, None if self.groups is None else [self.groups[i] for i in index],
+                            self.info, split=split, origin=self.origin or self.fingerprint)
 
     def describe(self) -> str:
         counts = ", ".join(f"{k}: {v}" for k, v in self.class_counts().items())

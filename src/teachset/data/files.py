@@ -63,6 +63,19 @@ def manifest_items(manifest: Path) -> list[tuple[Path, str, str, str | None]]:
     return items
 
 
+def chosen_classes(spec: dict, available: list[str]) -> list[str]:
+    """The classes a dataset keeps: those named in spec["classes"] (in that order), else all, sorted."""
+    wanted = spec.get("classes")
+    if not wanted:
+        return sorted(available)
+    unknown = [c for c in wanted if c not in available]
+    if unknown:
+        raise TeachsetError(f"class(es) {unknown} are not in the dataset; its classes are: {', '.join(sorted(available))}")
+    if len(set(wanted)) < 2:
+        raise TeachsetError(f"keep at least two different classes to tell apart, not {wanted}")
+    return list(dict.fromkeys(wanted))
+
+
 def load_files(
     items: list[tuple[Path, str, str, str | None]],
     *,
@@ -72,7 +85,10 @@ def load_files(
     channels: list[int] | None,
     skip_bad: bool,
 ) -> ImageDataset:
-    """Read, resize and scale every listed file; unreadable ones are an error unless skip_bad."""
+    """Read, resize and scale every listed file (of the classes the spec keeps); unreadable ones are an
+    error unless skip_bad."""
+    class_names = chosen_classes(spec, list({item[1] for item in items}))
+    items = [item for item in items if item[1] in class_names]
     pixels, kept, skipped, all_eight_bit = [], [], [], True
     for item in tqdm(items, desc=f"reading {name}", unit="img", leave=False, disable=len(items) < 200):
         path = item[0]
@@ -103,7 +119,6 @@ def load_files(
     else:
         images, ranges = percentile_scale(images)
         info["intensity"] = {"per_channel_range_0.1_99.9_percentile": ranges}
-    class_names = sorted({item[1] for item in kept})
     index = {c: i for i, c in enumerate(class_names)}
     groups = [item[3] for item in kept]
     return ImageDataset(
