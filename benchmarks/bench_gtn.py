@@ -9,7 +9,7 @@ architecture-search proxy's Spearman rank correlation, for the GTN meta-trained 
 for one meta-trained on architectures sampled from the search space; seconds per outer step (and
 with gradient checkpointing). Every condition gets the same outer-step budget.
 
-    python benchmarks/bench_gtn.py                       # defaults: ~25 min on one core
+    python benchmarks/bench_gtn.py                       # the defaults
     python benchmarks/bench_gtn.py --outer-steps 100 --nas-real-steps 100    # a quick look
 """
 
@@ -125,7 +125,7 @@ def main() -> None:
         conditions[f"gtn + GAN loss {w:g}"] = {"gan_weight": w, "gan_warmup": args.gan_warmup}
     results, trainers = {}, {}
     for name, change in conditions.items():
-        trainer = GTNTrainer(replace(base, **change), x, y, 10, xt, yt).fit(progress=True)
+        trainer = GTNTrainer(replace(base, **change)).fit(x, y, xt, yt, progress=True)
         scores = trainer.evaluate(args.learners)
         row = {"mean": scores["mean"], "sd": scores["sd"], "ensemble": scores["ensemble"],
                "s_per_step": trainer.seconds_ / trainer.step_, "curve": trainer.curve_,
@@ -157,14 +157,14 @@ def main() -> None:
     timing = {}
     if "gtn" in trainers:
         for ck in (False, True):
-            t = GTNTrainer(replace(base, outer_steps=5, checkpointing=ck, eval_every=0), x, y, 10).fit()
+            t = GTNTrainer(replace(base, outer_steps=5, checkpointing=ck, eval_every=0)).fit(x, y)
             timing["checkpointing" if ck else "plain"] = t.seconds_ / t.step_
         print(f"\nseconds per outer step (gtn, 5 steps): {timing['plain']:.3f} plain, {timing['checkpointing']:.3f} with gradient checkpointing")
 
     nas = None
     if "gtn" in trainers and args.nas_archs > 0:
         specs = search_space()[: args.nas_archs]
-        sampled = GTNTrainer(replace(base, sample_architectures=True, eval_every=0), x, y, 10).fit(progress=True)
+        sampled = GTNTrainer(replace(base, sample_architectures=True, eval_every=0)).fit(x, y, progress=True)
         teachers = {f"GTN for {base.learner_spec.describe()}": trainers["gtn"].teacher_, "GTN for sampled architectures": sampled.teacher_}
         nas = rank_architectures(teachers, specs, x, y, xt, yt, 10, few_steps=args.inner_steps, real_steps=args.nas_real_steps,
                                  batch_size=args.batch_size, learners=args.nas_learners, seed=args.seed, progress=True)

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from teachset.errors import TeachsetError
-from teachset.gtn import GTNOptions, GTNTrainer, LearnerSpec, forward, init_params, search_space, train_learner, weight_norm
+from teachset.errors import OptionError, TeachsetError
+from teachset.gtn import (GTNOptions, GTNTrainer, LearnerSpec, few_step_accuracy, forward, init_params, search_space,
+                          train_learner, weight_norm)
 from teachset.gtn.artifacts import export_teaching_set, load_checkpoint, save_checkpoint
 from teachset.gtn.nas import rank_architectures
 from teachset.gtn.teachers import Generator, GTNTeacher, InnerHyper, PixelTeacher
-from teachset.gtn.train import build_teacher
+from teachset.gtn.train import build_discriminator, build_teacher
 from teachset.teaching_set import TeachingSet
 
 
@@ -129,9 +130,9 @@ def test_meta_training_improves_few_step_accuracy(tiny_digits, source):
     x, y, xt, yt = tiny_digits
     options = GTNOptions(source=source, inner_steps=8, batch_size=20, outer_steps=100, learner_widths=(32,), generator_width=16,
                          meta_batch=128, eval_every=0, outer_lr=3e-3, pixel_lr=5e-2, seed=0)
-    trainer = GTNTrainer(options, x, y, 10, xt, yt)
-    before = trainer.evaluate(6)["mean"]
-    trainer.fit()
+    start = build_teacher(options, (1, 8, 8), 10, x, y)  # the teacher fit starts from (same seed)
+    before = few_step_accuracy(start, options.learner_spec, options.inner_steps, xt, yt, range(10_000, 10_006), 10)["mean"]
+    trainer = GTNTrainer(options).fit(x, y, xt, yt)
     after = trainer.evaluate(6)["mean"]
     losses = [r["meta_loss"] for r in trainer.curve_]
     assert trainer.step_ == 100 and len(losses) == 100
@@ -144,26 +145,25 @@ def test_gan_warm_up_and_realism_loss_move_generated_images_towards_real_ones(ti
     x, y, xt, yt = tiny_digits
     options = GTNOptions(inner_steps=2, batch_size=20, outer_steps=3, eval_every=0, gan_weight=0.3, gan_warmup=200,
                          generator_width=16)
-    trainer = GTNTrainer(options, x, y, 10, xt, yt)
     classes = torch.arange(100) % 10
 
-    def distance():  # mean pixel distance from fresh generated images to their nearest real image of the same class
+    def distance(teacher):  # mean pixel distance from fresh generated images to their nearest real image of the same class
         with torch.no_grad():
-            fake, _ = trainer.teacher_.generator(torch.randn(100, options.noise_dim, generator=torch.Generator().manual_seed(0)), classes)
+            fake, _ = teacher.generator(torch.randn(100, options.noise_dim, generator=torch.Generator().manual_seed(0)), classes)
         d = torch.cdist(fake.flatten(1), x.flatten(1))
         return d.masked_fill(classes[:, None] != y[None, :], float("inf")).min(1).values.mean()
 
-    before = distance()
-    trainer.fit()
+    before = distance(build_teacher(options, (1, 8, 8), 10))  # the generator fit starts from (same seed)
+    trainer = GTNTrainer(options).fit(x, y, xt, yt)
     assert trainer.warmup_steps_ == 200 and trainer.step_ == 3
     assert all("gan_d_loss" in r and "gan_g_loss" in r for r in trainer.curve_)
-    assert distance() < 0.7 * before
+    assert distance(trainer.teacher_) < 0.7 * before
 
 
 def test_export_and_checkpoint_round_trip(tmp_path, tiny_digits):
     x, y, xt, yt = tiny_digits
     options = GTNOptions(inner_steps=3, batch_size=10, outer_steps=2, eval_every=0, labels="soft", curriculum="shuffled")
-    trainer = GTNTrainer(options, x, y, 10, xt, yt).fit()
+    trainer = GTNTrainer(options).fit(x, y, xt, yt)
     dataset = {"name": "digits", "fingerprint": "abc", "spec": {"source": "digits"}}
     save_checkpoint(trainer, tmp_path / "ckpt", dataset, [str(i) for i in range(10)])
     loaded_options, teacher, config = load_checkpoint(tmp_path / "ckpt")
@@ -192,8 +192,8 @@ def test_architecture_ranking(tiny_digits):
 def test_outer_learning_rate_schedule(tiny_digits, schedule):
     x, y, xt, yt = tiny_digits
     options = GTNOptions(inner_steps=2, batch_size=10, outer_steps=4, eval_every=0, outer_schedule=schedule)
-    trainer = GTNTrainer(options, x, y, 10, xt, yt).fit()
-    rates = [group["lr"] for group in trainer.optimizer.param_groups]
+    trainer = GTNTrainer(options).fit(x, y, xt, yt)
+    rates = [group["lr"] for group in trainer.optimizer_.param_groups]
     expected = [0.0, 0.0] if schedule == "cosine" else [options.hyper_lr, options.outer_lr]
     assert rates == pytest.approx(expected, abs=1e-12)
 
@@ -201,10 +201,63 @@ def test_outer_learning_rate_schedule(tiny_digits, schedule):
 def test_meta_training_on_sampled_architectures(tiny_digits):
     x, y, xt, yt = tiny_digits
     options = GTNOptions(inner_steps=2, batch_size=10, outer_steps=12, eval_every=0, sample_architectures=True)
-    trainer = GTNTrainer(options, x, y, 10, xt, yt).fit()
+    trainer = GTNTrainer(options).fit(x, y, xt, yt)
     used = {r["learner"] for r in trainer.curve_}
     assert len(used) > 3 and used <= {spec.describe() for spec in search_space()}
     assert all(np.isfinite(r["meta_loss"]) and np.isfinite(r["grad_norm"]) for r in trainer.curve_)
+
+
+def test_options_are_checked_in_library_terms():
+    for bad, pattern in (({"source": "gan"}, "'source' must be one of gtn, real, distill"),
+                         ({"inner_steps": 0}, "'inner_steps' must be at least 1"),
+                         ({"inner_momentum": 1.0}, "'inner_momentum' must be below 1"),
+                         ({"learner_widths": (16, 0)}, "'learner_widths' must all be at least 1"),
+                         ({"source": "distill", "gan_weight": 0.1}, "'gan_weight' needs a generator"),
+                         ({"gan_warmup": 10}, "'gan_warmup' .* a weight above 0")):
+        with pytest.raises(OptionError, match=pattern):
+            GTNOptions(**bad)
+    assert GTNOptions(learner_widths=[8, 16]).learner_widths == (8, 16)
+
+
+def test_initialisation_is_seeded_as_pytorch_would_without_the_global_random_state():
+    options = GTNOptions(generator="conv", labels="soft", generator_width=4, seed=3)
+    with torch.random.fork_rng(devices=[]):  # the generator: what constructing after torch.manual_seed(seed) gives
+        torch.manual_seed(3)
+        expected = Generator(options.noise_dim, 10, 1, 8, "conv", 4, soft_labels=True).state_dict()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        generator = build_teacher(options, (1, 8, 8), 10).generator.state_dict()
+        first = build_discriminator(1, 10, 5).state_dict()
+        torch.manual_seed(2)
+        second, other = build_discriminator(1, 10, 5).state_dict(), build_discriminator(1, 10, 6).state_dict()
+    assert expected.keys() == generator.keys() and all(torch.equal(expected[k], generator[k]) for k in expected)
+    assert {"net.0.weight_u", "net.0.weight_v"} <= set(first)  # the spectral norm's vectors come from the seed too
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not torch.equal(first["net.0.weight_u"], other["net.0.weight_u"])
+    assert torch.allclose(first["net.0.weight_u"].norm(), torch.tensor(1.0))
+
+
+def test_meta_training_does_not_depend_on_the_global_random_state(tiny_digits):
+    x, y, xt, yt = tiny_digits
+    options = GTNOptions(inner_steps=2, batch_size=10, outer_steps=2, eval_every=0, gan_weight=0.1, gan_warmup=2)
+    runs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        runs.append(GTNTrainer(options).fit(x, y, xt, yt))
+    a, b = (r.teacher_.state_dict() for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["meta_loss"] for r in runs[0].curve_] == [r["meta_loss"] for r in runs[1].curve_]
+
+
+def test_cli_names_the_flag_of_a_bad_option(tmp_path, capsys):
+    from teachset.cli import main
+
+    out = ["--out", str(tmp_path / "runs")]
+    assert main(["gtn", "train", "digits", "--size", "8", "--source", "real", "--gan-weight", "0.1", *out]) == 2
+    assert "--gan-weight needs a generator" in capsys.readouterr().err
+    assert main(["gtn", "train", "digits", "--size", "10", "--generator", "conv", *out]) == 2
+    assert "set --generator to 'mlp'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 def _parser():

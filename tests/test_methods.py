@@ -35,7 +35,7 @@ def method_params(digits16, tmp_path_factory):
     generator = seeded_init(Autoencoder(image_size=16, latent_dim=16, width=8, num_classes=10), torch.Generator().manual_seed(0))
     save_generator(generator, folder / "generator")
     options = GTNOptions(inner_steps=2, batch_size=30, outer_steps=1, eval_every=0)
-    trainer = GTNTrainer(options, digits16.tensor(), torch.from_numpy(digits16.labels), 10).fit()
+    trainer = GTNTrainer(options).fit(digits16.tensor(), torch.from_numpy(digits16.labels))
     save_checkpoint(trainer, folder / "gtn", digits16.record(), digits16.class_names)
     teacher = {"epochs": 2, "lr": 0.1}
     return {"latent": {"generator": str(folder / "generator"), **teacher}, "pixels": teacher,

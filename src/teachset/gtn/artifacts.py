@@ -9,27 +9,27 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..atomic import read_format_json, write_json
+from ..atomic import atomic_dir, read_format_json, write_json
 from ..errors import TeachsetError
 from ..imaging import save_grid
 from ..teaching_set import TeachingSet
-from .train import GTNOptions, build_teacher
+from .options import GTNOptions
+from .train import build_teacher
 
 FORMAT = "teachset.gtn/1"
 WEIGHTS_FILE, CONFIG_FILE = "gtn.safetensors", "gtn.json"
 
 
 def save_checkpoint(trainer, folder: str | Path, dataset: dict, class_names: list[str]) -> Path:
-    """folder/gtn.safetensors (the teacher's tensors) + folder/gtn.json (options, shape, classes, step)."""
+    """folder/gtn.safetensors (the teacher's tensors) + folder/gtn.json (options, shape, classes, step), of a
+    fitted GTNTrainer; the folder is written beside and renamed into place, replacing any earlier one."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in trainer.teacher_.state_dict().items()}
-    tmp = folder / f".{WEIGHTS_FILE}.tmp"
-    save_file(state, str(tmp))
-    tmp.replace(folder / WEIGHTS_FILE)
-    write_json(folder / CONFIG_FILE, {"format": FORMAT, "options": trainer.options.to_json(), "dataset": dataset,
-                                      "image_shape": list(trainer.train_images.shape[1:]), "class_names": class_names,
-                                      "step": trainer.step_})
+    config = {"format": FORMAT, "options": trainer.options.to_json(), "dataset": dataset,
+              "image_shape": list(trainer.image_shape_), "class_names": class_names, "step": trainer.step_}
+    with atomic_dir(folder, overwrite=True) as tmp:
+        save_file(state, str(tmp / WEIGHTS_FILE))
+        write_json(tmp / CONFIG_FILE, config)
     return folder
 
 

@@ -5,7 +5,7 @@ For each architecture: `proxy` = test accuracy after `few_steps` steps on the te
 learned learning rate and momentum); `real_few` = the same budget on real samples (the obvious
 cheap alternative); `real` = test accuracy after `real_steps` steps on real data (SGD, lr 0.05,
 momentum 0.9), the stand-in for an architecture's true quality. Spearman rank correlations:
-all architectures, and the top half by the proxy (the paper's 0.56 on CIFAR-10). A GTN meant as a
+all architectures, and the top half by the proxy (the figure the paper reports). A GTN meant as a
 proxy for a whole space should be meta-trained on it (`GTNOptions(sample_architectures=True)`: every
 outer step's learner is drawn from `search_space()`); one meta-trained for a single learner teaches
 other architectures worse, and unevenly.

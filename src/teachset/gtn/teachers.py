@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..seeded import seeded_init
+
 SOFT_LABEL_PRIOR = 2.0  # logit added to the conditioning class of a soft label; the generator's head starts at zero
 
 
@@ -73,6 +75,15 @@ class Generator(nn.Module):
         if self.label_head is not None:
             nn.init.zeros_(self.label_head.weight)
             nn.init.zeros_(self.label_head.bias)
+
+    def initialise(self, generator: torch.Generator) -> "Generator":
+        """PyTorch's default initialisation of every layer, drawn from `generator` (global RNG untouched),
+        with the soft-label head back at zero."""
+        seeded_init(self, generator)
+        if self.label_head is not None:
+            nn.init.zeros_(self.label_head.weight)
+            nn.init.zeros_(self.label_head.bias)
+        return self
 
     def forward(self, z: torch.Tensor, y: torch.Tensor):
         h = self.fc(torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], 1))
