@@ -93,10 +93,8 @@ def bench(design: StudyDesign, database_url: str, participants: int) -> dict:
         figures = load_round(design, server.url, participants, "bench")
     finally:
         server.stop()
-    db = Database(database_url)
-    with db.read() as conn:
+    with Database(database_url) as db, db.read() as conn:
         counts = Counter(row.condition for row in conn.execute(sessions.select().where(sessions.c.completed_at.is_not(None))))
-    db.close()
     figures["conditions"] = dict(sorted(counts.items()))
     return figures
 

@@ -58,6 +58,7 @@ def pair_study(tmp_path_factory) -> StudyDesign:
     from sklearn.datasets import load_digits
 
     from teachset.data import load_dataset
+    from teachset.imaging import to_uint8
 
     root = tmp_path_factory.mktemp("pair-study")
     digits = load_digits()
@@ -65,7 +66,7 @@ def pair_study(tmp_path_factory) -> StudyDesign:
         folder = root / "data" / name
         folder.mkdir(parents=True)
         for i in np.flatnonzero(digits.target == label)[:20]:
-            Image.fromarray((digits.images[i] * 255 / 16).astype(np.uint8)).save(folder / f"{i:04d}.png")
+            Image.fromarray(to_uint8(digits.images[i] / 16)).save(folder / f"{i:04d}.png")
     dataset = load_dataset(str(root / "data"), image_size=32)
     conditions = _teaching_sets(dataset, root, per_class=2, names=["A"])
     return create_study("Zeros and ones", str(root / "data"), conditions, out=root / "study", test_images=4, seed=1)

@@ -75,3 +75,64 @@ def test_serve_refuses_a_bad_database_url(digits_study, capsys):
     assert main(["serve", str(digits_study.path), "--database", "postgresql://nobody@127.0.0.1:1/none",
                  "--port", "0"]) == 2
     assert "cannot open database" in capsys.readouterr().err
+
+
+def test_library_errors_name_options_and_the_cli_shows_flags(digits_study, tmp_path, capsys):
+    from teachset.errors import OptionError
+    from teachset.study.design import create_study, parse_condition
+
+    with pytest.raises(OptionError) as error:
+        parse_condition("noequals")
+    assert error.value.option == "condition" and "--" not in str(error.value)
+    folder = digits_study.path / digits_study.conditions[0].folder
+    with pytest.raises(OptionError, match="'test_images' 5000 is more than"):
+        create_study("x", "digits", [("A", folder)], out=tmp_path / "s", test_images=5000)
+    assert main(["create", "--name", "x", "--dataset", "digits", "--condition", f"A={folder}", "--test-images", "5000",
+                 "--out", str(tmp_path / "s")]) == 2
+    assert "--test-images 5000 is more than" in capsys.readouterr().err
+    assert main(["analyze", str(digits_study.path), "--no-proxy", "--permutations", "10"]) == 2
+    assert "--permutations 10 is too few" in capsys.readouterr().err
+
+
+def test_consent_file_default_folder_and_database_url(digits_study, tmp_path, monkeypatch, capsys):
+    from teachset.study.design import DATABASE_ENV, read_consent, study_folder
+
+    assert read_consent(None) is None
+    (tmp_path / "consent.txt").write_text("  \n")
+    with pytest.raises(Exception, match="is empty"):
+        read_consent(tmp_path / "consent.txt")
+    folder = f"A={digits_study.path / digits_study.conditions[0].folder}"
+    assert main(["create", "--name", "x", "--dataset", "digits", "--condition", folder, "--consent",
+                 str(tmp_path / "missing.txt")]) == 2
+    assert "cannot read the consent file" in capsys.readouterr().err
+    assert study_folder("Solar cells: pilot #1").as_posix() == "studies/Solar_cells_pilot_1"
+    assert study_folder("...").name == "study"
+    monkeypatch.delenv(DATABASE_ENV, raising=False)
+    assert digits_study.database_url() == digits_study.default_database_url()
+    monkeypatch.setenv(DATABASE_ENV, "postgresql://from-env/db")
+    assert digits_study.database_url() == "postgresql://from-env/db"
+    assert digits_study.database_url("sqlite:////tmp/given.sqlite") == "sqlite:////tmp/given.sqlite"
+
+
+def test_study_modules_import_one_another_without_a_cycle():
+    """Not even inside functions: app and dashboard share web.py instead of importing each other."""
+    import ast
+    from pathlib import Path
+
+    import teachset.study
+
+    root = Path(teachset.study.__file__).parent
+    modules = {p.stem: p for p in root.glob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+        graph[name] = found & set(modules)
+
+    def reaches(start: str, target: str, seen: set) -> bool:
+        return any(d == target or (d not in seen and not seen.add(d) and reaches(d, target, seen)) for d in graph[start])
+
+    assert not [name for name in graph if reaches(name, name, set())]
+    assert "app" not in graph["dashboard"] and "web" in graph["dashboard"] and "web" in graph["app"]

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import re
-from pathlib import Path
 
-from ..errors import TeachsetError
-
-DATABASE_ENV = "TEACHSET_STUDY_DATABASE"
+from .. import defaults
+from ..study.design import ASSIGN_WINDOW_MINUTES, DATABASE_ENV, TEST_IMAGES
 
 STUDY_EPILOG = """\
 A human study teaches real people with teaching sets and measures what they learned.
@@ -92,58 +88,41 @@ def _port(text: str) -> int:
     return value
 
 
-def _database(args: argparse.Namespace, design) -> str:
-    return args.database or os.environ.get(DATABASE_ENV) or design.default_database_url()
-
-
 def run_create(args: argparse.Namespace) -> None:
-    from ..study.design import create_study, parse_condition
+    from ..study.design import create_study, read_consent
 
-    consent = None
-    if args.consent is not None:
-        try:
-            consent = Path(args.consent).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as error:
-            raise TeachsetError(f"cannot read the consent file '{args.consent}' ({error}); give a UTF-8 text file") from None
-        if not consent:
-            raise TeachsetError(f"the consent file '{args.consent}' is empty; write the consent text into it")
-    out = Path(args.out) if args.out else Path("studies") / (re.sub(r"[^A-Za-z0-9._-]+", "_", args.name).strip("._") or "study")
     design = create_study(
-        name=args.name, dataset_source=args.dataset, conditions=[parse_condition(c) for c in args.condition], out=out,
+        name=args.name, dataset_source=args.dataset, conditions=args.condition, out=args.out,
         test_images=args.test_images, seed=args.seed, per_participant_test=args.per_participant_test,
         image_size=args.image_size, quiz_feedback=not args.no_quiz_feedback,
         require_participant_id=args.require_participant_id, completion_code=args.completion_code,
-        assign_window_minutes=args.assign_window_minutes, consent=consent, overwrite=args.overwrite,
+        assign_window_minutes=args.assign_window_minutes, consent=read_consent(args.consent), overwrite=args.overwrite,
     )
-    print(f"study '{design.name}' written to {out}: {len(design.conditions)} condition(s) "
+    print(f"study '{design.name}' written to {design.path}: {len(design.conditions)} condition(s) "
           f"({', '.join(f'{c.name}: {len(c.teach)} images' for c in design.conditions)}), "
           f"{design.test_count} test images per participant")
-    print(f"next: teachset study serve {out}")
+    print(f"next: teachset study serve {design.path}")
 
 
 def run_serve(args: argparse.Namespace) -> None:
     from ..study.design import load_study
     from ..study.server import serve
 
-    design = load_study(args.study)
-    serve(design, _database(args, design), host=args.host, port=args.port, public_url=args.public_url,
+    serve(load_study(args.study), args.database, host=args.host, port=args.port, public_url=args.public_url,
           access_log=args.access_log, threads=args.threads)
 
 
 def run_analyze(args: argparse.Namespace) -> None:
-    from ..study.analysis import analyze
+    from ..study.analysis import analysis_folder, analyze
     from ..study.db import Database
     from ..study.design import load_study
 
     design = load_study(args.study)
-    db = Database(_database(args, design))
-    try:
-        out = Path(args.out) if args.out else design.path / "analysis"
+    out = analysis_folder(design, args.out)
+    with Database(design.database_url(args.database)) as db:
         summary = analyze(design, db, out, include_incomplete=args.include_incomplete, proxy=not args.no_proxy,
                           extractor=args.extractor, repeats=args.repeats, seed=args.seed,
                           permutations=args.permutations, blocks=args.blocks)
-    finally:
-        db.close()
     for row in summary["conditions"]:
         accuracy = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.3f}"
         print(f"{row['condition']}: {row['participants']} participants, human accuracy {accuracy}"
@@ -165,7 +144,8 @@ def add_study_subcommands(subparsers) -> None:
                         help="the dataset the teaching sets come from: a bundled name, a class-folder tree or a CSV")
     create.add_argument("--condition", action="append", required=True, metavar="NAME=PATH",
                         help="a condition and its TeachingSet folder; repeat for each condition")
-    create.add_argument("--test-images", type=_positive, default=200, help="test images per participant (default 200)")
+    create.add_argument("--test-images", type=_positive, default=TEST_IMAGES,
+                        help=f"test images per participant (default {TEST_IMAGES})")
     create.add_argument("--out", help="study folder to write (default studies/<name>)")
     create.add_argument("--seed", type=int, default=0, help="draws the test images and each participant's orders")
     create.add_argument("--per-participant-test", action="store_true",
@@ -175,8 +155,8 @@ def add_study_subcommands(subparsers) -> None:
     create.add_argument("--require-participant-id", action="store_true",
                         help="refuse links without PROLIFIC_PID, workerId or participant=")
     create.add_argument("--completion-code", help="show this code at the end (e.g. Prolific's) instead of a code per participant")
-    create.add_argument("--assign-window-minutes", type=_positive, default=60,
-                        help="sessions started this recently count as filling their condition (default 60)")
+    create.add_argument("--assign-window-minutes", type=_positive, default=ASSIGN_WINDOW_MINUTES,
+                        help=f"sessions started this recently count as filling their condition (default {ASSIGN_WINDOW_MINUTES})")
     create.add_argument("--consent", metavar="FILE", help="consent text (plain text, blank lines between paragraphs)")
     create.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
     create.set_defaults(func=run_create)
@@ -200,8 +180,10 @@ def add_study_subcommands(subparsers) -> None:
     analyze.add_argument("--out", help="output folder (default STUDY/analysis)")
     analyze.add_argument("--include-incomplete", action="store_true", help="count participants who did not finish")
     analyze.add_argument("--no-proxy", action="store_true", help="skip the LC and NN proxy students")
-    analyze.add_argument("--extractor", default="mobilenet_v2", help="feature extractor of the proxy students")
-    analyze.add_argument("--repeats", type=_positive, default=5, help="proxy students per condition (default 5)")
+    analyze.add_argument("--extractor", default=defaults.EXTRACTOR,
+                         help=f"feature extractor of the proxy students (default {defaults.EXTRACTOR})")
+    analyze.add_argument("--repeats", type=_positive, default=defaults.REPEATS,
+                         help=f"proxy students per condition (default {defaults.REPEATS})")
     analyze.add_argument("--seed", type=int, default=0, help="seeds the proxy students and the permutation test")
     analyze.add_argument("--permutations", type=_positive, default=10_000, help="permutations of the test (default 10000)")
     analyze.add_argument("--blocks", type=_positive, default=10, help="blocks of the learning curve (default 10)")

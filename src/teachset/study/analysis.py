@@ -15,7 +15,6 @@ data_dictionary.csv, conditions.csv, learning_curve.csv, analysis.json, and two 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from itertools import combinations
@@ -23,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_text
-from ..errors import TeachsetError
+from .. import defaults
+from ..atomic import atomic_write_text, write_json
+from ..errors import OptionError, TeachsetError
 from .db import Database, utcnow
 from .design import StudyDesign
 from .export import StudyData, csv_text, data_dictionary, load_data, write_tables
@@ -69,7 +69,7 @@ def proxy_accuracies(design: StudyDesign, test_index: list[int], extractor: str,
     try:
         from ..evaluate import proxy_accuracy
     except ImportError as error:
-        raise TeachsetError(f"the proxy students are not available ({error}); run with --no-proxy to analyse humans only") from None
+        raise TeachsetError(f"the proxy students are not available ({error}); analyse without them (humans only)") from None
     from ..data import load_dataset
     from ..teaching_set import TeachingSet
 
@@ -79,7 +79,7 @@ def proxy_accuracies(design: StudyDesign, test_index: list[int], extractor: str,
     if dataset.fingerprint != design.dataset["fingerprint"]:
         raise TeachsetError(
             f"dataset '{spec['source']}' has changed since the study was created (fingerprint {dataset.fingerprint}, "
-            f"study {design.dataset['fingerprint']}); restore it, or run with --no-proxy"
+            f"study {design.dataset['fingerprint']}); restore it, or analyse without the proxy students"
         )
     results = {}
     for condition in design.conditions:
@@ -208,16 +208,23 @@ def _clean(value):
     return value
 
 
-def analyze(design: StudyDesign, db: Database, out: Path, include_incomplete: bool = False, proxy: bool = True,
-            extractor: str = "mobilenet_v2", repeats: int = 5, seed: int = 0, permutations: int = 10_000,
-            blocks: int = 10) -> dict:
-    """Write the analysis of `design`'s responses in `db` to `out`; returns what analysis.json holds."""
-    from .app import page_environment
+def analysis_folder(design: StudyDesign, out: str | Path | None = None) -> Path:
+    """Where the analysis goes: `out`, or the study folder's analysis/."""
+    return Path(out) if out is not None else design.path / "analysis"
+
+
+def analyze(design: StudyDesign, db: Database, out: str | Path | None = None, include_incomplete: bool = False,
+            proxy: bool = True, extractor: str = defaults.EXTRACTOR, repeats: int = defaults.REPEATS, seed: int = 0,
+            permutations: int = 10_000, blocks: int = 10) -> dict:
+    """Write the analysis of `design`'s responses in `db` to `out` (default: analysis_folder);
+    returns what analysis.json holds."""
+    from .web import page_environment
 
     if permutations < 100:
-        raise TeachsetError(f"--permutations {permutations} is too few for a p-value; use at least 100 (default 10000)")
+        raise OptionError("permutations", f"{{option}} {permutations} is too few for a p-value; use at least 100 "
+                          "(default 10000)")
     if not 1 <= blocks <= 1000:
-        raise TeachsetError(f"--blocks must be between 1 and 1000, got {blocks}")
+        raise OptionError("blocks", f"{{option}} must be between 1 and 1000, got {blocks}")
     db.require_schema()
     data = load_data(db, design)
     included = {p["participant"] for p in data.participants
@@ -228,6 +235,7 @@ def analyze(design: StudyDesign, db: Database, out: Path, include_incomplete: bo
     curve = learning_curve(design, data, included, blocks)
     comparison = compare(design, data, included, permutations, seed)
 
+    out = analysis_folder(design, out)
     out.mkdir(parents=True, exist_ok=True)
     write_tables(data, out)
     condition_rows = [asdict(r) for r in results]
@@ -243,7 +251,7 @@ def analyze(design: StudyDesign, db: Database, out: Path, include_incomplete: bo
         "proxy": {"extractor": extractor, "repeats": repeats, "seed": seed} if proxy else None,
         "conditions": condition_rows, "comparison": comparison, "learning_curve": curve,
     }
-    atomic_write_text(out / "analysis.json", json.dumps(_clean(summary), indent=2) + "\n")
+    write_json(out / "analysis.json", _clean(summary))
     html = page_environment().get_template("analysis.html").render(
         summary=summary, results=results, comparison=comparison, curve=curve, figures=figures,
         participants=data.participants,

@@ -22,33 +22,29 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Awaitable, Callable
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from sqlalchemy.engine import Row
 
+from . import dashboard
 from .db import Database
 from .design import StudyDesign
 from .flow import FlowError, StudyFlow
 from .identity import ID_PARAMETERS, TOKEN, InvalidParticipant, ParticipantId, is_mturk_preview, participant_from_query
-from .validate import MAX_BODY_BYTES, BadRequest, parse_answer, parse_event, parse_form
+from .validate import BadRequest, parse_answer, parse_event, parse_form
+from .web import (PAGES, SESSION_COOKIE, StudyContext, json_error, page_environment, read_body, redirect,
+                  session_token, with_session_cookie)
 
 log = logging.getLogger("teachset.study")
-PAGES = Path(__file__).parent / "pages"
-SESSION_COOKIE = "teachset_session"
-SESSION_MAX_AGE_S = 14 * 24 * 3600
 VISIT = "visit"  # hidden consent-form field: makes an anonymous double submission one session
 PARAMETER_OF_SOURCE = {source: parameter for parameter, source in ID_PARAMETERS}
 NEEDS_ID = "This study needs your participant id in the link; open it from the recruiting platform's page."
-PIXELATED_BELOW = 96  # images smaller than this are scaled up with hard pixel edges
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -62,79 +58,6 @@ PHASE_TEXT = {
     "test": {"title": "Test", "text": "Now you will see new images. Click the name of the class each one belongs to. "
              "You will not be told whether you were right. You can still look at the teaching set."},
 }
-
-
-@dataclass
-class StudyContext:
-    """What every handler needs; built once when the app starts."""
-
-    design: StudyDesign
-    db: Database
-    flow: StudyFlow
-    pages: Environment
-    images: dict[str, bytes]
-    static: dict[str, tuple[bytes, str]]
-    dashboard_token: str
-    key: str
-    secure_cookies: bool
-
-    def render(self, template: str, status: int = 200, **values) -> HTMLResponse:
-        values.setdefault("title", self.design.name)
-        html = self.pages.get_template(template).render(**values)
-        return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
-
-    def message(self, heading: str, message: str, status: int = 200) -> HTMLResponse:
-        return self.render("message.html", status=status, heading=heading, message=message)
-
-    def teaching_rows(self, condition: str) -> list[dict]:
-        teach = self.design.condition(condition).teach
-        return [{"name": name, "tokens": [s.token for s in teach if s.label == c]}
-                for c, name in enumerate(self.design.class_names)]
-
-    @property
-    def pixelated(self) -> bool:
-        return self.design.image_size < PIXELATED_BELOW
-
-
-def page_environment() -> Environment:
-    return Environment(loader=FileSystemLoader(PAGES), autoescape=True, undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True)
-
-
-def json_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers={"cache-control": "no-store"})
-
-
-async def read_body(request: Request) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-        raise BadRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes", status=413)
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes", status=413)
-    return body
-
-
-def session_token(request: Request) -> str:
-    """The session cookie's token; BadRequest if absent or malformed."""
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        raise BadRequest("no session: open the study link to start", status=401)
-    if not TOKEN.fullmatch(token):
-        raise BadRequest("the session cookie is malformed; open the study link again")
-    return token
-
-
-def with_session_cookie(response: Response, token: str, secure: bool) -> Response:
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_MAX_AGE_S, httponly=True, samesite="lax",
-                        secure=secure, path="/")
-    return response
-
-
-def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
 
 
 # ---- participant pages -------------------------------------------------------------------------
@@ -341,8 +264,6 @@ class SecurityHeaders:
 
 def create_app(design: StudyDesign, db: Database, secure_cookies: bool = False) -> Starlette:
     """The ASGI application for one study on one database (schema made if missing)."""
-    from . import dashboard
-
     keys = design.secrets()
     db.create_schema()
     db.ensure_study(design.uid, design.name)

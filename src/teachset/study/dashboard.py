@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .app import StudyContext, read_body, redirect
 from .db import utcnow
 from .export import TABLES, load_data, table_csv
 from .validate import BadRequest, parse_form
+from .web import StudyContext, read_body, redirect
 
 DASHBOARD_COOKIE = "teachset_dashboard"
 EXPORTS = [*TABLES, "data_dictionary.csv"]

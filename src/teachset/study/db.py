@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from ..errors import TeachsetError
+from ..errors import OptionError, TeachsetError
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -139,7 +139,8 @@ def _sqlite_begin(connection: Connection) -> None:
 
 
 class Database:
-    """An engine plus transaction helpers: `with db.write() as conn:` / `with db.read() as conn:`."""
+    """An engine plus transaction helpers: `with db.write() as conn:` / `with db.read() as conn:`.
+    `with Database(url) as db:` closes it at the end."""
 
     def __init__(self, url: str, pool_size: int = 8):
         url = normalize_url(url)
@@ -183,15 +184,16 @@ class Database:
     def require_schema(self) -> None:
         """For readers (analysis): a clear error where there are no study tables to read."""
         if self.is_sqlite and not os.path.exists(self.url.database):
-            raise TeachsetError(f"there are no responses yet: '{self.url.database}' does not exist; "
-                                "serve the study first, or give the --database it was served with")
+            raise OptionError("database", f"there are no responses yet: '{self.url.database}' does not exist; "
+                              "serve the study first, or give as {option} the database it was served with")
         try:
             present = inspect(self.engine).has_table("trials")
         except OperationalError as error:
             raise TeachsetError(f"cannot open database {self.describe()} ({str(error.orig).strip()}); "
                                 "check the URL and that the server runs") from None
         if not present:
-            raise TeachsetError(f"database {self.describe()} has no study tables; give the --database the study was served with")
+            raise OptionError("database", f"database {self.describe()} has no study tables; give as {{option}} the "
+                              "database the study was served with")
 
     def ensure_study(self, uid: str, name: str) -> None:
         with self.write() as conn:
@@ -218,3 +220,9 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -29,14 +29,18 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..atomic import atomic_dir
-from ..errors import TeachsetError
+from ..atomic import atomic_dir, write_json
+from ..errors import OptionError, TeachsetError
 
 FORMAT = "teachset.study/1"
 STUDY_FILE = "study.json"
 SECRETS_FILE = "secrets.json"
 DEFAULT_DATABASE_FILE = "responses.sqlite"
+DATABASE_ENV = "TEACHSET_STUDY_DATABASE"  # the database URL when none is given
+STUDIES_DIR = "studies"  # where a study folder goes when none is given
 PER_PARTICIPANT_POOL_FACTOR = 10
+TEST_IMAGES = 200  # test images per participant
+ASSIGN_WINDOW_MINUTES = 60  # sessions started this recently count as filling their condition
 CONDITION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 DEFAULT_CONSENT = (
     "This is a short study about learning to tell images apart. You will first look at a few labeled "
@@ -112,6 +116,11 @@ class StudyDesign:
     def default_database_url(self) -> str:
         return f"sqlite:///{(self.path / DEFAULT_DATABASE_FILE).resolve()}"
 
+    def database_url(self, url: str | None = None) -> str:
+        """The database of this study's responses: `url` if given, else $TEACHSET_STUDY_DATABASE, else
+        the SQLite file in the study folder."""
+        return url or os.environ.get(DATABASE_ENV) or self.default_database_url()
+
 
 def _stimuli(items: list[dict]) -> tuple[Stimulus, ...]:
     return tuple(Stimulus(i["token"], int(i["item"]), int(i["label"]), i.get("source_id")) for i in items)
@@ -155,57 +164,73 @@ def parse_condition(text: str) -> tuple[str, Path]:
     """'A=runs/random-0' -> ('A', Path('runs/random-0'))."""
     name, sep, path = text.partition("=")
     if not sep or not path:
-        raise TeachsetError(f"--condition '{text}' is not NAME=PATH; write e.g. --condition random=runs/0001-random")
+        raise OptionError("condition", f"{{option}} '{text}' is not NAME=PATH; write e.g. random=runs/0001-random")
     if not CONDITION_NAME.fullmatch(name):
         raise TeachsetError(f"condition name '{name}' must be 1-40 letters, digits, '_' or '-', starting with a letter or digit")
     return name, Path(path)
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
+def study_folder(name: str) -> Path:
+    """Where a study goes when no folder is given: studies/<name, in letters, digits, '.', '_', '-'>."""
+    return Path(STUDIES_DIR) / (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "study")
 
-    pixels = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
-    Image.fromarray(pixels).save(path)
+
+def read_consent(path: str | Path | None) -> str | None:
+    """The consent text of a UTF-8 text file (paragraphs separated by blank lines); None for None."""
+    if path is None:
+        return None
+    try:
+        consent = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise TeachsetError(f"cannot read the consent file '{path}' ({error}); give a UTF-8 text file") from None
+    if not consent:
+        raise TeachsetError(f"the consent file '{path}' is empty; write the consent text into it")
+    return consent
 
 
 def create_study(
     name: str,
     dataset_source: str,
-    conditions: list[tuple[str, Path]],
-    out: Path,
-    test_images: int = 200,
+    conditions: list[tuple[str, Path] | str],
+    out: str | Path | None = None,
+    test_images: int = TEST_IMAGES,
     seed: int = 0,
     per_participant_test: bool = False,
     image_size: int | None = None,
     quiz_feedback: bool = True,
     require_participant_id: bool = False,
     completion_code: str | None = None,
-    assign_window_minutes: int = 60,
+    assign_window_minutes: int = ASSIGN_WINDOW_MINUTES,
     consent: str | None = None,
     overwrite: bool = False,
 ) -> StudyDesign:
-    """Write a study folder: one condition per teaching set, test images drawn from the dataset
-    without any teaching image (the same for everyone, or a fresh draw per participant)."""
+    """Write a study folder (`out`, default studies/<name>): one condition per teaching set, test
+    images drawn from the dataset without any teaching image (the same for everyone, or a fresh
+    draw per participant). `conditions`: (name, teaching-set folder) pairs or 'NAME=PATH' texts;
+    `consent`: the consent text (default DEFAULT_CONSENT; read_consent reads one from a file)."""
     from ..data import load_dataset
+    from ..imaging import png_bytes
     from ..teaching_set import TeachingSet
 
+    out = Path(out) if out is not None else study_folder(name)
+    conditions = [parse_condition(c) if isinstance(c, str) else c for c in conditions]
     if not name.strip() or len(name) > 200:
-        raise TeachsetError("--name must be 1-200 characters; give the study a short title")
+        raise OptionError("name", "{option} must be 1-200 characters; give the study a short title")
     if len(conditions) < 1:
-        raise TeachsetError("a study needs at least one --condition NAME=PATH (two or more to compare teaching sets)")
+        raise OptionError("condition", "a study needs at least one {option} (two or more to compare teaching sets)")
     names = [c for c, _ in conditions]
     if len(set(names)) != len(names):
         raise TeachsetError(f"condition names must differ; got {names}")
     if test_images < 1:
-        raise TeachsetError(f"--test-images must be at least 1, got {test_images}")
+        raise OptionError("test_images", f"{{option}} must be at least 1, got {test_images}")
     if not 1 <= assign_window_minutes <= 7 * 24 * 60:
-        raise TeachsetError("--assign-window-minutes must be between 1 and 10080 (a week)")
+        raise OptionError("assign_window_minutes", "{option} must be between 1 and 10080 (a week)")
     if completion_code is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", completion_code):
-        raise TeachsetError("--completion-code must be 1-64 letters, digits, '_' or '-' (as Prolific gives it)")
+        raise OptionError("completion_code", "{option} must be 1-64 letters, digits, '_' or '-' (as Prolific gives it)")
 
-    if overwrite and (Path(out) / DEFAULT_DATABASE_FILE).exists():
-        raise TeachsetError(f"'{out}' holds responses ({DEFAULT_DATABASE_FILE}); --overwrite would delete them: "
-                            "move the file away or choose another --out")
+    if overwrite and (out / DEFAULT_DATABASE_FILE).exists():
+        raise OptionError("overwrite", f"'{out}' holds responses ({DEFAULT_DATABASE_FILE}); {{option}} would delete "
+                          "them: move the file away or write the study to another folder")
     sets = {}
     for cname, folder in conditions:
         sets[cname] = TeachingSet.load(folder)
@@ -235,8 +260,9 @@ def create_study(
     eligible = np.array([i for i, image_id in enumerate(dataset.ids)
                          if image_id not in teaching_ids and dataset.images[i].tobytes() not in taught_pixels], dtype=np.int64)
     if test_images > len(eligible):
-        raise TeachsetError(
-            f"--test-images {test_images} is more than the {len(eligible)} dataset images outside the teaching sets; ask for fewer"
+        raise OptionError(
+            "test_images", f"{{option}} {test_images} is more than the {len(eligible)} dataset images outside the "
+            "teaching sets; ask for fewer"
         )
     rng = np.random.default_rng(seed)
     if per_participant_test:
@@ -253,7 +279,7 @@ def create_study(
         test_items = []
         for index in pool:
             token = new_token()
-            _write_png(tmp / "stimuli" / f"{token}.png", dataset.images[index])
+            (tmp / "stimuli" / f"{token}.png").write_bytes(png_bytes(dataset.images[index]))
             test_items.append({"token": token, "item": int(index), "label": int(dataset.labels[index]),
                                "source_id": dataset.ids[index]})
         condition_meta = []
@@ -264,7 +290,7 @@ def create_study(
                 source_id = ts.source_ids[k] if ts.source_ids else None
                 for group in (teach, quiz):
                     token = new_token()
-                    _write_png(tmp / "stimuli" / f"{token}.png", ts.images[k])
+                    (tmp / "stimuli" / f"{token}.png").write_bytes(png_bytes(ts.images[k]))
                     group.append({"token": token, "item": k, "label": int(ts.labels[k]), "source_id": source_id})
             condition_meta.append({"name": cname, "folder": f"conditions/{cname}", "method": ts.method,
                                    "source": str(Path(ts.path or "").resolve()), "teach": teach, "quiz": quiz})
@@ -275,7 +301,7 @@ def create_study(
             "seed": seed,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "code_version": __version__,
-            "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint, "spec": dataset.spec},
+            "dataset": dataset.record(),
             "class_names": list(dataset.class_names),
             "image_size": size,
             "test": {"mode": "per_participant" if per_participant_test else "shared", "count": test_images,
@@ -287,9 +313,9 @@ def create_study(
             "assign_window_minutes": assign_window_minutes,
             "consent": consent if consent is not None else DEFAULT_CONSENT,
         }
-        (tmp / STUDY_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+        write_json(tmp / STUDY_FILE, meta)
     # after publishing the folder (which gives its files the usual modes): readable by the owner only
-    fd = os.open(Path(out) / SECRETS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(out / SECRETS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump({"participant_key": secrets.token_hex(32), "dashboard_token": secrets.token_urlsafe(24)}, f)
     return load_study(out)

@@ -18,6 +18,7 @@ from statistics import median
 
 from sqlalchemy import select
 
+from ..atomic import atomic_write_text
 from .db import Database, events, sessions, trials, utcnow
 from .design import StudyDesign
 
@@ -200,6 +201,6 @@ def write_tables(data: StudyData, folder: Path) -> list[Path]:
     paths = []
     for name in [*TABLES, "data_dictionary.csv"]:
         path = folder / name
-        path.write_text(table_csv(data, name))
+        atomic_write_text(path, table_csv(data, name))
         paths.append(path)
     return paths

@@ -11,7 +11,7 @@ import socket
 import sys
 from urllib.parse import quote
 
-from ..errors import TeachsetError
+from ..errors import OptionError
 from .db import Database
 from .design import StudyDesign
 
@@ -22,15 +22,16 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as error:
-        raise TeachsetError(f"--host '{host}' cannot be resolved ({error}); use an address such as 127.0.0.1") from None
-    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets (else 40 ms delayed-ACK stalls)
+        raise OptionError("host", f"{{option}} '{host}' cannot be resolved ({error}); use an address such as 127.0.0.1") from None
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets (else replies can wait on delayed ACKs)
     sock = socket.socket(info[0], socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(info[4])
     except OSError as error:
         sock.close()
-        raise TeachsetError(f"cannot listen on {host}:{port} ({error.strerror}); choose another --port (0: any free one)") from None
+        raise OptionError("port", f"cannot listen on {host}:{port} ({error.strerror}); choose another {{option}} "
+                          "(0: any free one)") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -47,15 +48,16 @@ def links(design: StudyDesign, base: str) -> dict[str, str]:
     }
 
 
-def serve(design: StudyDesign, database_url: str, host: str = "127.0.0.1", port: int = 8000,
+def serve(design: StudyDesign, database_url: str | None = None, host: str = "127.0.0.1", port: int = 8000,
           public_url: str | None = None, access_log: bool = False, threads: int = 16) -> None:
-    """Serve `design` until interrupted, printing the participant and dashboard links first."""
+    """Serve `design` until interrupted, printing the participant and dashboard links first.
+    The database: `database_url`, else $TEACHSET_STUDY_DATABASE, else the study's SQLite file."""
     import anyio.to_thread
     import uvicorn
 
     from .app import create_app
 
-    db = Database(database_url, pool_size=min(threads, 20))
+    db = Database(design.database_url(database_url), pool_size=min(threads, 20))
     app = create_app(design, db, secure_cookies=bool(public_url and public_url.startswith("https://")))
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
