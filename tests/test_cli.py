@@ -19,14 +19,19 @@ def test_select_evaluate_report_on_a_user_folder(image_folder, tmp_path, capsys)
                  "--extractor", "pixels", "--out", str(out)]) == 0
     assert main(["evaluate", str(out), "--extractor", "pixels", "--repeats", "2", "--out", str(tmp_path / "runs")]) == 0
     printed = capsys.readouterr().out
-    assert "medoids" in printed and "LC accuracy" in printed
+    assert "medoids" in printed and "LC (95% CI)" in printed and "NN alexnet (95% CI)" in printed
     run = next((tmp_path / "runs").iterdir())
     results = json.loads((run / "results.json").read_text())
-    assert len(results["rows"]) == 4 and results["summary"][0]["n"] == 2
-    assert (run / "results.csv").read_text().startswith("method,teaching_set,set_seed,student")
+    # LC and NN on the pixels and on the transfer extractor, 2 repeats each, scored on the held-out images only
+    assert len(results["rows"]) == 8 and results["summary"][0]["n"] == 2
+    assert {r["n_test"] for r in results["rows"]} == {2} and not any(r["own"] for r in results["rows"])
+    assert (run / "results.csv").read_text().startswith("method,teaching_set,set_seed,student,extractor,own")
+    (scores,) = results["realism"]["images"].values()
+    assert len(scores) == 4 and {"label_probability", "nearest_ratio", "density_ratio"} <= set(scores[0])
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert page.count("data:image/png;base64") == 4 and "<svg" in page and "bright" in page
+    assert "real held-out images (reference)" in page and page.count("<figcaption") == 4
 
 
 def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
@@ -39,7 +44,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
     assert "NAME=VALUE" in capsys.readouterr().err
     runs = tmp_path / "runs"
     for bad, says in ((["--latent-dim", "100"], "code grid of 8 does not fit"), (["--code-grid", "32"], "code grid of 32"),
-                      (["--prior-bandwidth", "-1"], "bandwidth must be 0 or more"), (["--size", "24"], "power-of-two sizes")):
+                      (["--prior-bandwidth", "-1"], "--prior-bandwidth must be at least 0"), (["--size", "24"], "power-of-two sizes")):
         assert main(["generator", "train", "digits", "--size", "32", "--steps", "1", *bad, "--out", str(runs)]) == 2
         assert says in capsys.readouterr().err and not runs.exists()  # refused before a run folder is made
 

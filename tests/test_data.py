@@ -142,7 +142,7 @@ def test_held_out_split_is_stratified_seeded_and_spread_over_few_groups():
     assert parts.test.split["by"] == "class, spread over groups" and parts.test.split["part"] == "test"
     assert parts.train.record()["fingerprint"] == d.fingerprint != parts.train.fingerprint
     assert np.array_equal(split_dataset(d, Split()).test_index, parts.test_index)
-    assert not np.array_equal(split_dataset(d, Split(seed=1)).test_index, parts.test_index)
+    assert not np.array_equal(split_dataset(d, Split(split_seed=1)).test_index, parts.test_index)
     paper = split_dataset(d, Split(protocol="paper"))
     assert paper.train is d and paper.test is d
 

@@ -24,3 +24,8 @@ NN_RULE = "logsumexp"
 PROTOCOL = "heldout"  # or "paper": the paper's in-sample protocol (scored on every image not taught)
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0  # one split for every method and seed of a run
+
+# Students and realism in extractors no teacher uses: does what a set teaches transfer, and does it look real?
+TRANSFER_EXTRACTORS = ("alexnet",)
+TRANSFER_INPUT_SIZE = 128  # the transfer and realism extractors see images resized to this size
+REALISM_EXTRACTOR = "alexnet"

@@ -22,18 +22,26 @@ from .data import ImageDataset
 from .errors import TeachsetError
 from .features import extract
 from .students import make_student
+from .data.splits import Split
 from .teaching_data import TeachingData
 from .teaching_set import TeachingSet
 
 
 def check_same_dataset(teaching_set: TeachingSet, dataset: ImageDataset) -> None:
-    made_from = teaching_set.dataset.get("fingerprint")
-    if made_from != dataset.fingerprint:
+    """A teaching set is scored on the dataset it was made from, and (for a held-out part) on the
+    same split, so that none of the images it could have seen is a test image."""
+    made_from, given = teaching_set.dataset.get("fingerprint"), dataset.record()
+    if made_from != given["fingerprint"]:
         raise TeachsetError(
             f"teaching set '{teaching_set.path or teaching_set.method}' was made from dataset {made_from} "
-            f"({teaching_set.dataset.get('name')}), but the dataset given is {dataset.fingerprint} ({dataset.name}); "
+            f"({teaching_set.dataset.get('name')}), but the dataset given is {given['fingerprint']} ({dataset.name}); "
             "evaluate on the dataset it was made from (same source, image size and options)"
         )
+    split = teaching_set.dataset.get("split")
+    if split and given.get("split") and {k: split[k] for k in ("protocol", "test_fraction", "split_seed")} != \
+            {k: given["split"][k] for k in ("protocol", "test_fraction", "split_seed")}:
+        raise TeachsetError(f"teaching set '{teaching_set.path or teaching_set.method}' was made from another train split "
+                            f"({split}) than the one it is scored on ({given['split']}); score it on its own split")
 
 
 def held_out_index(teaching_set: TeachingSet, dataset: ImageDataset) -> np.ndarray:
@@ -42,59 +50,95 @@ def held_out_index(teaching_set: TeachingSet, dataset: ImageDataset) -> np.ndarr
     return np.array([i for i, image_id in enumerate(dataset.ids) if image_id not in taught], dtype=np.int64)
 
 
+def taught_students(teaching_set: TeachingSet) -> set[tuple[str, str]]:
+    """The (student, extractor) pairs a teacher optimised the set against: the teacher's own students,
+    whose scores flatter it. Empty for selected sets."""
+    student, extractor = teaching_set.params.get("student"), teaching_set.params.get("extractor")
+    if not isinstance(student, str) or teaching_set.method.endswith("-snapped"):
+        return set()
+    return {(s, extractor) for s in student.split("+")}
+
+
 @dataclass
 class Evaluator:
-    """Scores teaching sets with fresh proxy students on one dataset's features (`data`).
+    """Scores teaching sets with fresh proxy students on the images in `data` (the test part, in the
+    teachers' extractor), and on the same images in the `transfer` extractors that no teacher used.
     `students` maps a student kind to its parameters (default: the evaluation's LC and NN)."""
 
     data: TeachingData
+    transfer: list[TeachingData] = field(default_factory=list)
     students: dict[str, dict] = field(default_factory=lambda: {s: {} for s in defaults.STUDENTS})
 
-    def teaching_features(self, teaching_set: TeachingSet) -> np.ndarray:
-        return extract(self.data.network, teaching_set.tensor())
-
-    def accuracies(self, teaching_set: TeachingSet, student: str, seeds, test_index: np.ndarray | None = None) -> list[float]:
-        """Accuracy of a fresh `student` per seed, on test_index (default: the dataset minus the teaching images)."""
-        dataset = self.data.dataset
+    def accuracies(self, teaching_set: TeachingSet, student: str, seeds, test_index: np.ndarray | None = None,
+                   space: TeachingData | None = None) -> list[float]:
+        """Accuracy of a fresh `student` per seed in one feature space (default `data`), on test_index
+        (default: every image there except the teaching images)."""
+        space = space or self.data
+        dataset = space.dataset
         check_same_dataset(teaching_set, dataset)
         test_index = held_out_index(teaching_set, dataset) if test_index is None else test_index
-        taught = self.teaching_features(teaching_set)
-        X, y = self.data.features[test_index], dataset.labels[test_index]
+        taught = extract(space.network, teaching_set.tensor())
+        X, y = space.features[test_index], dataset.labels[test_index]
         params = self.students.get(student, {})
         return [make_student(student, seed, **params).fit(taught, teaching_set.labels, dataset.num_classes).score(X, y)
                 for seed in seeds]
 
     def evaluate(self, teaching_set: TeachingSet, repeats: int = defaults.REPEATS, seed: int = 0) -> list[dict]:
-        """One row per (student, repeat): method, set seed, student seed, accuracy, test size."""
+        """One row per (extractor, student, repeat): method, set seed, student, extractor, whether it is
+        the teacher's own student, student seed, accuracy, test size."""
         n_test = len(held_out_index(teaching_set, self.data.dataset))
+        own = taught_students(teaching_set)
         rows = []
-        for student in self.students:
-            seeds = [seed + r for r in range(repeats)]
-            for r, (s, acc) in enumerate(zip(seeds, self.accuracies(teaching_set, student, seeds))):
-                rows.append({"method": teaching_set.method, "teaching_set": str(teaching_set.path or ""),
-                             "set_seed": teaching_set.seed, "student": student, "repeat": r, "student_seed": s,
-                             "accuracy": acc, "n_test": n_test})
+        for space in (self.data, *self.transfer):
+            for student in self.students:
+                seeds = [seed + r for r in range(repeats)]
+                for r, (s, acc) in enumerate(zip(seeds, self.accuracies(teaching_set, student, seeds, space=space))):
+                    rows.append({"method": teaching_set.method, "teaching_set": str(teaching_set.path or ""),
+                                 "set_seed": teaching_set.seed, "student": student, "extractor": space.extractor,
+                                 "own": (student, space.extractor) in own, "repeat": r, "student_seed": s,
+                                 "accuracy": acc, "n_test": n_test})
         return rows
+
+
+def evaluation_parts(dataset: ImageDataset, split: Split, extractor: str = defaults.EXTRACTOR, input_size: int | None = None,
+                     transfer: tuple[str, ...] = defaults.TRANSFER_EXTRACTORS, progress: bool = True):
+    """(the train part methods may see, an Evaluator on the test part, the Realism of teaching images):
+    everything an experiment needs from one dataset and one split."""
+    from .realism import Realism
+
+    train, test = TeachingData.load(dataset, extractor, input_size, progress).split(split)
+    others = {name: TeachingData.load(dataset, name, defaults.TRANSFER_INPUT_SIZE, progress).split(split) for name in transfer}
+    realism_space = others.get(defaults.REALISM_EXTRACTOR) or \
+        TeachingData.load(dataset, defaults.REALISM_EXTRACTOR, defaults.TRANSFER_INPUT_SIZE, progress).split(split)
+    return train, Evaluator(test, [parts[1] for parts in others.values()]), Realism(*realism_space)
 
 
 def evaluate_sets(teaching_sets: list[TeachingSet], dataset: str | None = None, extractor: str = defaults.EXTRACTOR,
                   input_size: int | None = None, repeats: int = defaults.REPEATS, seed: int = 0,
-                  skip_bad: bool = False) -> tuple[list[dict], ImageDataset]:
-    """Rows of fresh-student accuracies for teaching sets, each scored on the dataset it records (or
-    on `dataset`, a source loaded with each set's own options); also the first set's dataset."""
+                  skip_bad: bool = False, transfer: tuple[str, ...] = defaults.TRANSFER_EXTRACTORS) -> tuple[list[dict], dict, ImageDataset]:
+    """Fresh-student rows and the realism record (teaching_set.realism_record) of teaching sets, each
+    scored on the test part of the dataset and split it records (or on `dataset`, a source loaded
+    with each set's own options); also the first set's dataset."""
     from .data import load_dataset
+    from .realism import realism_record
 
-    evaluators: dict[str, Evaluator] = {}
-    rows = []
+    parts: dict[str, tuple] = {}
+    rows, images, method_of = [], {}, {}
     for ts in teaching_sets:
         spec = dict(ts.dataset["spec"])
         if dataset:
             spec.update(source=dataset, skip_bad=skip_bad)
-        key = json.dumps(spec, sort_keys=True)
-        if key not in evaluators:
-            evaluators[key] = Evaluator(TeachingData.load(load_dataset(**spec), extractor, input_size))
-        rows += evaluators[key].evaluate(ts, repeats=repeats, seed=seed)
-    return rows, next(iter(evaluators.values())).data.dataset
+        split = Split.from_record(ts.dataset.get("split"))
+        key = json.dumps([spec, split.record()], sort_keys=True)
+        if key not in parts:
+            whole = load_dataset(**spec)
+            parts[key] = (whole, *evaluation_parts(whole, split, extractor, input_size, transfer)[1:])
+        _, evaluator, realism = parts[key]
+        path = str(ts.path.resolve()) if ts.path else ts.method
+        rows += [row | {"teaching_set": path} for row in evaluator.evaluate(ts, repeats=repeats, seed=seed)]
+        images[path], method_of[path] = realism.score(ts), ts.method
+    whole, _, realism = next(iter(parts.values()))
+    return rows, realism_record(realism.reference_, images, method_of), whole
 
 
 def majority_rate(dataset: ImageDataset) -> float:
@@ -130,30 +174,44 @@ def interval(values) -> dict:
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """One row per (method, student), in first-seen order."""
-    cells: dict[tuple[str, str], list[float]] = {}
+    """One row per (method, student, extractor), in first-seen order, marked where the student is the
+    teacher's own."""
+    cells: dict[tuple[str, str, str], dict] = {}
     for row in rows:
-        cells.setdefault((row["method"], row["student"]), []).append(row["accuracy"])
-    return [{"method": m, "student": s, **interval(v)} for (m, s), v in cells.items()]
+        cell = cells.setdefault((row["method"], row["student"], row.get("extractor", "")), {"values": [], "own": False})
+        cell["values"].append(row["accuracy"])
+        cell["own"] |= bool(row.get("own"))
+    return [{"method": m, "student": s, "extractor": e, "own": c["own"], **interval(c["values"])}
+            for (m, s, e), c in cells.items()]
+
+
+def student_label(student: str, extractor: str, main_extractor: str) -> str:
+    """'LC' for a student on the main extractor, 'LC alexnet' for a transfer student."""
+    return student.upper() if extractor in ("", main_extractor) else f"{student.upper()} {extractor}"
 
 
 def format_table(summary: list[dict]) -> str:
-    """A plain-text table: method x student, mean and 95% interval."""
-    students = list(dict.fromkeys(r["student"] for r in summary))
+    """A plain-text table: method x student, mean and 95% interval; * marks the teacher's own student."""
+    columns = list(dict.fromkeys((r["student"], r.get("extractor", "")) for r in summary))
+    main = columns[0][1]
     methods = list(dict.fromkeys(r["method"] for r in summary))
-    cell = {(r["method"], r["student"]): r for r in summary}
-    lines = [f"{'method':<12}" + "".join(f"{s.upper() + ' accuracy (95% CI)':>30}" for s in students)]
+    cell = {(r["method"], r["student"], r.get("extractor", "")): r for r in summary}
+    width = max(12, *(len(m) + 1 for m in methods))
+    lines = [f"{'method':<{width}}" + "".join(f"{student_label(s, e, main) + ' (95% CI)':>28}" for s, e in columns)]
     for m in methods:
         parts = []
-        for s in students:
-            r = cell.get((m, s))
+        for s, e in columns:
+            r = cell.get((m, s, e))
             if r is None:
-                parts.append(f"{'-':>30}")
+                text = "-"
             elif r["ci_low"] is None:
-                parts.append(f"{r['mean']:>30.3f}")
+                text = f"{r['mean']:.3f}"
             else:
-                parts.append(f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]".rjust(30))
-        lines.append(f"{m:<12}" + "".join(parts))
+                text = f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+            parts.append((text + ("*" if r and r.get("own") else " ")).rjust(28))
+        lines.append(f"{m:<{width}}" + "".join(parts))
+    if any(r.get("own") for r in summary):
+        lines.append("* the teacher's own student: the one it optimised the set against")
     return "\n".join(lines)
 
 

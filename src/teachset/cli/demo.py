@@ -6,15 +6,16 @@ import time
 
 from .. import defaults
 from ..errors import TeachsetError
-from .common import add_command, add_dataset_args, add_feature_args, load_dataset
+from ..data.splits import Split
+from .common import add_command, add_dataset_args, add_feature_args, add_options, load_dataset, options_from
 
 
 def cmd_demo(args) -> None:
     from ..evaluate import format_table
     from ..experiment import run_experiment
     from ..generators import load_generator
-    from ..generators.base import bundled_generators
-    from ..methods import TeachingData, make_method, method_names
+    from ..generators import bundled_generators
+    from ..methods import make_method, method_names
     from ..runs import new_run_dir
 
     start = time.perf_counter()
@@ -29,11 +30,10 @@ def cmd_demo(args) -> None:
         methods |= {f"latent-{s}": make_method("latent", generator=generator, student=s, epochs=args.teacher_epochs)
                     for s in args.teachers}
     dataset = load_dataset(args, source=args.dataset)
-    dataset.check_per_class(args.per_class)
     options = {k: v for k, v in vars(args).items() if k != "func"} | {"methods": names, "generator": generator_name}
     run_dir = new_run_dir(args.out, f"demo-{dataset.name}", options)
-    data = TeachingData.load(dataset, args.extractor, args.input_size)
-    results = run_experiment(data, methods, run_dir, per_class=args.per_class, repeats=args.repeats, options=options)
+    results = run_experiment(dataset, methods, run_dir, per_class=args.per_class, repeats=args.repeats, options=options,
+                             split=options_from(args, Split), extractor=args.extractor, input_size=args.input_size)
     print(format_table(results["summary"]))
     print(f"(always answering the majority class scores {results['majority_rate']:.3f})")
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
@@ -52,6 +52,7 @@ teachset demo --methods random kcenters --extractor alexnet
     p.add_argument("--dataset", default="elpv", help="dataset (default elpv)")
     add_dataset_args(p, positional=False)
     add_feature_args(p)
+    add_options(p, Split)
     p.add_argument("--methods", nargs="+", choices=method_names("selection"), default=None, help="selection methods (default: all)")
     p.add_argument("--per-class", type=int, default=defaults.PER_CLASS)
     p.add_argument("--repeats", type=int, default=defaults.REPEATS, help="teaching sets per method (seeds 0..R-1), each scored by fresh students")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .. import defaults
 from .common import add_command, add_feature_args
 
@@ -14,14 +12,13 @@ def cmd_evaluate(args) -> None:
     from ..teaching_set import TeachingSet
 
     sets = [TeachingSet.load(p) for p in args.teaching_sets]
-    rows, dataset = evaluate_sets(sets, args.dataset, args.extractor, args.input_size, args.repeats, args.seed, args.skip_bad)
-    for row in rows:
-        row["teaching_set"] = str(Path(row["teaching_set"]).resolve())
+    rows, realism, dataset = evaluate_sets(sets, args.dataset, args.extractor, args.input_size, args.repeats, args.seed,
+                                           args.skip_bad)
     summary = summarize(rows)
     print(format_table(summary))
     options = {k: v for k, v in vars(args).items() if k != "func"}
     out = new_run_dir(args.out, f"evaluate-{dataset.name}", options)
-    write_results(out, rows, summary, results_context(dataset, args.extractor, options))
+    write_results(out, rows, summary, results_context(dataset, args.extractor, options, realism=realism))
     print(f"results: {out / 'results.json'} (and results.csv, summary.csv); make a report with: teachset report {out}")
 
 

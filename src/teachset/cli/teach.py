@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import defaults
+from ..data.splits import Split
 from .common import (add_command, add_dataset_args, add_feature_args, add_options, load_dataset, options_from,
                      parse_params)
 
@@ -13,7 +14,7 @@ def cmd_select(args) -> None:
     from ..methods import TeachingData, make_method
 
     method = make_method(args.method, **parse_params(args.param))
-    data = TeachingData.load(load_dataset(args), args.extractor, args.input_size)
+    data, _ = TeachingData.load(load_dataset(args), args.extractor, args.input_size).split(options_from(args, Split))
     ts = method.make(data, args.per_class, seed=args.seed, progress=True)
     out = ts.save(args.out or f"teaching_sets/{data.dataset.name}-{args.method}-seed{args.seed}", overwrite=args.overwrite)
     print(f"wrote {len(ts)} images ({ts.method}, seed {args.seed}) to {out}")
@@ -33,7 +34,7 @@ def cmd_teach(args) -> None:
         method, size = options_from(args, LatentTeacher, generator=generator), args.size or generator.image_size
     else:
         method, size = options_from(args, PixelTeacher), args.size or defaults.IMAGE_SIZE
-    data = TeachingData.load(load_dataset(args, size=size), args.extractor, args.input_size)
+    data, _ = TeachingData.load(load_dataset(args, size=size), args.extractor, args.input_size).split(options_from(args, Split))
     out = Path(args.out or f"teaching_sets/{data.dataset.name}-{args.space}-{args.student}-seed{args.seed}")
     if out.exists() and not args.overwrite:
         raise TeachsetError(f"'{out}' already exists; choose another --out or pass --overwrite")
@@ -60,6 +61,7 @@ methods: {', '.join(f'{m} ({c.summary})' for m, c in METHODS.items())}
 """)
     add_dataset_args(p)
     add_feature_args(p)
+    add_options(p, Split)
     p.add_argument("--method", required=True, choices=list(METHODS))
     p.add_argument("--per-class", type=int, default=defaults.PER_CLASS, help=f"teaching images per class (default {defaults.PER_CLASS})")
     p.add_argument("--seed", type=int, default=0)
@@ -76,6 +78,7 @@ teachset teach elpv --space pixels --student lc --epochs 500           # dataset
 """)
     add_dataset_args(p, size=None)
     add_feature_args(p)
+    add_options(p, Split)
     p.add_argument("--space", choices=["latent", "pixels"], default="latent", help="optimise latent codes (default) or pixels")
     from .generator import add_generator_args
 

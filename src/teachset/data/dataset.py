@@ -108,8 +108,10 @@ class ImageDataset:
         """Raise a clear error if some class has fewer than `per_class` images."""
         if per_class < 1:
             raise TeachsetError(f"per-class count must be at least 1, got {per_class}")
+        where = f" in the {self.split['part']} split" if self.split else ""
         for name, count in self.class_counts().items():
             if count < per_class:
+                advice = " or hold out a smaller share of the images" if self.split else ""
                 raise TeachsetError(
-                    f"class '{name}' has {count} image(s), fewer than the {per_class} per class asked for; ask for fewer"
-                )
+                    f"class '{name}' has {count} image(s){where}, fewer than the {per_class} per class asked for; "
+                    f"ask for fewer{advice}")

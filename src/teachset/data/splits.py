@@ -32,7 +32,7 @@ class Split:
     protocol: str = option(defaults.PROTOCOL, "heldout: methods see the train split, students are scored on the test "
                            "split; paper: the paper's in-sample protocol", choices=("heldout", "paper"))
     test_fraction: float = option(defaults.TEST_FRACTION, "the share of each class held out for scoring", above=0)
-    seed: int = option(defaults.SPLIT_SEED, "the seed of the split (the same split for every method and seed)")
+    split_seed: int = option(defaults.SPLIT_SEED, "the seed of the train/test split (one split for every method and seed)")
 
     def __post_init__(self):
         check_fields(self)
@@ -40,14 +40,14 @@ class Split:
             raise OptionError("test_fraction", "{option} must be below 1; got " + str(self.test_fraction))
 
     def record(self) -> dict:
-        return {"protocol": self.protocol, "test_fraction": self.test_fraction, "seed": self.seed}
+        return {"protocol": self.protocol, "test_fraction": self.test_fraction, "split_seed": self.split_seed}
 
     @classmethod
     def from_record(cls, record: dict | None) -> "Split":
         """The split an artifact recorded (none recorded: the paper's protocol, as before splits existed)."""
         if not record:
             return cls(protocol="paper")
-        return cls(record["protocol"], record["test_fraction"], record["seed"])
+        return cls(record["protocol"], record["test_fraction"], record["split_seed"])
 
     def indices(self, labels: np.ndarray, groups: list[str] | None, class_names: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
         """(train indices, test indices, how the test images were chosen). Under the paper's protocol
@@ -56,9 +56,9 @@ class Split:
             every = np.arange(len(labels))
             return every, every, "none"
         if groups is not None and len(set(groups)) >= MIN_GROUPS:
-            test, by = _whole_groups(labels, np.asarray(groups), self.test_fraction, self.seed), "group"
+            test, by = _whole_groups(labels, np.asarray(groups), self.test_fraction, self.split_seed), "group"
         else:
-            test, by = _spread(labels, groups, self.test_fraction, self.seed), "class" if groups is None else "class, spread over groups"
+            test, by = _spread(labels, groups, self.test_fraction, self.split_seed), "class" if groups is None else "class, spread over groups"
         train = np.setdiff1d(np.arange(len(labels)), test)
         for c, name in enumerate(class_names):
             n_train, n_test = int((labels[train] == c).sum()), int((labels[test] == c).sum())

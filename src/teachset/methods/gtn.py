@@ -27,7 +27,7 @@ class GTNExport(Method):
         if not self.checkpoint:
             raise OptionError("checkpoint", "the gtn method needs a {option}: the checkpoint folder of a `teachset gtn train` run")
         options, teacher, config = load_checkpoint(self.checkpoint)
-        if config["dataset"]["fingerprint"] != data.dataset.fingerprint:
+        if config["dataset"]["fingerprint"] != data.dataset.record()["fingerprint"]:
             raise TeachsetError(f"the GTN in '{self.checkpoint}' was trained on another dataset ({config['dataset']['name']}, "
                                 f"{config['image_shape'][-1]} px); load that dataset at that size")
         data.dataset.check_per_class(per_class)

@@ -174,7 +174,7 @@ def load_start(path: str | None, data: TeachingData) -> TeachingSet | None:
     if path is None:
         return None
     start = TeachingSet.load(path)
-    if start.dataset.get("fingerprint") != data.dataset.fingerprint:
+    if start.dataset.get("fingerprint") != data.dataset.record()["fingerprint"]:
         raise OptionError("init", f"the teaching set {{option}} starts from ('{path}') was made from another dataset; "
                                   "start from a set of this dataset")
     return start
