@@ -136,3 +136,23 @@ def test_study_modules_import_one_another_without_a_cycle():
 
     assert not [name for name in graph if reaches(name, name, set())]
     assert "app" not in graph["dashboard"] and "web" in graph["dashboard"] and "web" in graph["app"]
+
+
+def test_test_images_come_from_the_test_split_of_the_teaching_sets(tmp_path):
+    from teachset.data import load_dataset
+    from teachset.data.splits import Split
+    from teachset.errors import TeachsetError
+    from teachset.methods import TeachingData, make_method
+    from teachset.study.design import create_study
+
+    dataset = load_dataset("digits", image_size=8)
+    train, _ = TeachingData(dataset, dataset.tensor().flatten(1).numpy(), "pixels").split(Split())
+    folder = make_method("random").make(train, per_class=1).save(tmp_path / "set")
+    create_study("Split", "digits", [f"A={folder}"], out=tmp_path / "study", test_images=300, seed=0)
+    test_ids = {dataset.ids[i] for i in Split().indices(dataset.labels, None, dataset.class_names)[1]}
+    shown = {item["source_id"] for item in json.loads((tmp_path / "study" / "study.json").read_text())["test"]["pool"]}
+    assert len(shown) == 300 and shown <= test_ids
+    other, _ = TeachingData(dataset, dataset.tensor().flatten(1).numpy(), "pixels").split(Split(split_seed=1))
+    second = make_method("random").make(other, per_class=1).save(tmp_path / "other")
+    with pytest.raises(TeachsetError, match="different train/test splits"):
+        create_study("Split", "digits", [f"A={folder}", f"B={second}"], out=tmp_path / "study2", test_images=10)

@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import atomic_dir, write_json
+from ..data.splits import Split
 from ..errors import OptionError, TeachsetError
 
 FORMAT = "teachset.study/1"
@@ -188,6 +189,16 @@ def read_consent(path: str | Path | None) -> str | None:
     return consent
 
 
+def test_split(sets: dict[str, "TeachingSet"]) -> Split:
+    """The split whose test part the study's test images come from: the one every condition's teaching
+    set was made with (sets without one, made under the paper's protocol, leave every image eligible)."""
+    splits = {json.dumps(Split.from_record(ts.dataset.get("split")).record(), sort_keys=True) for ts in sets.values()}
+    if len(splits) > 1:
+        raise TeachsetError("the conditions' teaching sets were made from different train/test splits; make them all from "
+                            "one split, so that no test image was seen by any method")
+    return Split.from_record(next(iter(sets.values())).dataset.get("split"))
+
+
 def create_study(
     name: str,
     dataset_source: str,
@@ -255,14 +266,16 @@ def create_study(
                     "give the dataset the teaching set was made from"
                 )
             teaching_ids |= ids
+    split = test_split(sets)
+    test_part = set(split.indices(dataset.labels, dataset.groups, dataset.class_names)[1].tolist())
     # also by pixels: a teaching image that is a dataset image under no recorded id must not be a test image
     taught_pixels = {image.tobytes() for ts in sets.values() for image in ts.images if image.shape == dataset.images.shape[1:]}
-    eligible = np.array([i for i, image_id in enumerate(dataset.ids)
-                         if image_id not in teaching_ids and dataset.images[i].tobytes() not in taught_pixels], dtype=np.int64)
+    eligible = np.array([i for i, image_id in enumerate(dataset.ids) if i in test_part and image_id not in teaching_ids
+                         and dataset.images[i].tobytes() not in taught_pixels], dtype=np.int64)
     if test_images > len(eligible):
         raise OptionError(
-            "test_images", f"{{option}} {test_images} is more than the {len(eligible)} dataset images outside the "
-            "teaching sets; ask for fewer"
+            "test_images", f"{{option}} {test_images} is more than the {len(eligible)} images of the dataset's test split "
+            "outside the teaching sets; ask for fewer"
         )
     rng = np.random.default_rng(seed)
     if per_participant_test:
@@ -302,6 +315,7 @@ def create_study(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "code_version": __version__,
             "dataset": dataset.record(),
+            "test_split": split.record(),
             "class_names": list(dataset.class_names),
             "image_size": size,
             "test": {"mode": "per_participant" if per_participant_test else "shared", "count": test_images,
