@@ -285,8 +285,8 @@ def test_cli_rejects_bad_input(tmp_path, image_folder):
         _run(["gtn", "train", str(image_folder), "--size", "10", "--generator", "conv", *out])
     with pytest.raises(TeachsetError, match="smaller than the 10 classes"):
         _run(["gtn", "train", "digits", "--size", "8", "--batch-size", "5", *out])
-    with pytest.raises(TeachsetError, match="between 0 and 1"):
-        _run(["gtn", "train", "digits", "--size", "8", "--holdout", "1.5", *out])
+    with pytest.raises(TeachsetError, match="'test_fraction' must be below 1"):
+        _run(["gtn", "train", "digits", "--size", "8", "--test-fraction", "1.5", *out])
     with pytest.raises(TeachsetError, match="needs a generator"):
         _run(["gtn", "train", "digits", "--size", "8", "--source", "real", "--gan-weight", "0.1", *out])
     assert not (tmp_path / "runs").exists()  # nothing is written before the input is checked

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from .. import defaults
+from ..data.splits import Split
 from ..gtn.options import GTNOptions
 from ..gtn.run import RunOptions
 from .common import add_command, add_dataset_args, add_options, command_line, load_dataset, options_from
@@ -28,9 +29,9 @@ def cmd_gtn_train(args) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    options, run = options_from(args, GTNOptions), options_from(args, RunOptions)  # checked before anything is loaded
-    dataset = load_dataset(args)
-    run_dir = train_gtn(dataset, options, run, args.out, command=command_line(), progress=True)
+    options, run, split = options_from(args, GTNOptions), options_from(args, RunOptions), options_from(args, Split)
+    dataset = load_dataset(args)  # options are checked above, before anything is loaded
+    run_dir = train_gtn(dataset, options, run, args.out, split=split, command=command_line(), progress=True)
     results = json.loads((run_dir / "results.json").read_text())
     scores = results["few_step_test_accuracy"]
     print(f"few-step test accuracy after {options.inner_steps} steps: {scores['mean']:.3f} ± {scores['sd']:.3f} "
@@ -53,6 +54,7 @@ def add_commands(subparsers):
     q.add_argument("--plain-layers", dest="weight_norm", action="store_false", default=GTNOptions.weight_norm,
                    help="plain learner layers instead of weight-normalised ones")
     add_options(q, RunOptions)
+    add_options(q, Split)
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     q.add_argument("--out", default=defaults.RUNS_DIR,
                    help=f"folder under which the numbered run folder is made (default {defaults.RUNS_DIR})")

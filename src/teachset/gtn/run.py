@@ -18,7 +18,7 @@ import torch
 
 from .. import defaults
 from ..atomic import write_json
-from ..errors import OptionError
+from ..data.splits import Split, split_dataset
 from ..options import check_fields, option
 from .artifacts import export_teaching_set, save_checkpoint, save_samples
 from .options import GTNOptions, check_data
@@ -27,10 +27,9 @@ from .train import GTNTrainer
 
 @dataclass
 class RunOptions:
-    """What a run does around the meta-training: the test split, the scoring at the end, the sample
-    grids and checkpoints on the way, and the exported teaching set."""
+    """What a run does around the meta-training: the scoring at the end, the sample grids and
+    checkpoints on the way, and the exported teaching set."""
 
-    holdout: float = option(0.2, "fraction of each class held out for testing")
     final_learners: int = option(10, "fresh learners scored at the end (and ensembled)", minimum=1)
     export_per_class: int = option(10, "generated images per class in the exported teaching set", minimum=1)
     sample_every: int = option(100, "save a grid of generated images every this many outer steps (0: only at the end)",
@@ -39,25 +38,23 @@ class RunOptions:
 
     def __post_init__(self):
         check_fields(self)
-        if not 0 < self.holdout < 1:
-            raise OptionError("holdout", "{option} is the fraction of each class kept for testing; give a number between "
-                                         f"0 and 1, not {self.holdout}")
 
 
 def train_gtn(dataset, options: GTNOptions, run: RunOptions | None = None, out: str | Path = defaults.RUNS_DIR, *,
-              command: str = "", progress: bool = True) -> Path:
-    """Meta-train a GTN (or a control) on `dataset` (a teachset Dataset) with `run.holdout` of each
-    class held out for testing; return the run folder, made under `out` once the options and the data
-    have been checked. `command` is recorded in options.json."""
-    from ..data.splits import stratified_holdout
+              split: Split = Split(), command: str = "", progress: bool = True) -> Path:
+    """Meta-train a GTN (or a control) on the train split of `dataset`, scoring fresh learners on its
+    test split; return the run folder, made under `out` once the options and the data have been
+    checked. `command` is recorded in options.json."""
     from ..runs import new_run_dir
 
     run = run or RunOptions()
     check_data(options, dataset.image_size, dataset.num_classes, dataset.class_counts())
-    train, test = stratified_holdout(dataset.labels, run.holdout, options.seed)
-    record = dataset.record()
+    parts = split_dataset(dataset, split)
+    train, test = parts.train_index, parts.test_index
+    record = parts.train.record()
     run_dir = new_run_dir(out, f"gtn-{dataset.name}-{options.source}",
-                          {"dataset": dataset.spec, "gtn": options.to_json(), **asdict(run), "command": command})
+                          {"dataset": dataset.spec, "split": split.record(), "gtn": options.to_json(), **asdict(run),
+                           "command": command})
     has_images = options.source != "real"
 
     def on_step(trainer: GTNTrainer, _record: dict) -> None:
