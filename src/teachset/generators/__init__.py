@@ -1,5 +1,7 @@
-"""Generators: the protocol, the CPU-trainable autoencoder, external TorchScript modules, quality and inversion."""
+"""Generators: the protocol (base), the CPU-trainable autoencoder, the conditional GAN, external
+TorchScript modules, checkpoints, training, quality and inversion."""
 
-from .base import Generator, load_generator, save_generator
+from .base import Generator
+from .checkpoint import bundled_generators, load_generator, read_meta, save_generator
 
-__all__ = ["Generator", "load_generator", "save_generator"]
+__all__ = ["Generator", "bundled_generators", "load_generator", "read_meta", "save_generator"]

@@ -3,24 +3,20 @@
 Encoder: conv blocks halving the size; decoder: blocks that double it (nearest upsampling + two
 3x3 convs, GroupNorm, SiLU), a last 3x3 conv and a sigmoid. One level per factor of two, so it
 runs at 32, 64 and 128 px. The code z (latent_dim numbers) is one of two kinds:
-- a grid (code_grid = G, the default 8): the encoder stops at G x G and a 3x3 conv makes
+- a grid (code_grid = G, training's default 8): the encoder stops at G x G and a 3x3 conv makes
   latent_dim / G^2 channels there; the decoder starts from them with a 3x3 conv and a block. Each
   part of the code describes one part of the image, so thin local detail such as a crack survives;
 - a vector (code_grid = 0): the encoder goes down to 4x4 and a linear layer makes z; the decoder
   starts with a linear layer to 4x4.
-On elpv at 64 px, 30 minutes on 2 CPU cores, the grid (8 x 8 x 4) reconstructs held-out images
-at KID 0.031 and class consistency 0.794 where the vector (z = 128) reached 0.057 and 0.762;
-the grid has a fifth of the parameters and took 1.3x the steps (13,724 against 10,456).
+The grid reconstructs better than the vector with fewer parameters (docs/results.md).
 
 Its latent space covers the real images (every real image has a code: its encoding). The prior
 to sample from (`sample_latents`) is a kernel density per class over the training codes: a random
 training code of the class plus Gaussian noise shaped like the class's covariance and scaled by
-`prior_bandwidth`. On elpv, with one and the same decoder, it halved the KID of a single Gaussian
-per class (0.14 against 0.28 at bandwidth 0.3); a 20-component Gaussian mixture per class reached
-KID 0.16. The bandwidth trades realism for novelty: on the 30-minute grid generator, samples
-score KID 0.033 / 0.043 / 0.074 and class consistency 0.798 / 0.802 / 0.778 at 0 / 0.15 / 0.3, and
-their nearest real training image is 1.15 / 1.22 / 1.39 times as far as a held-out real image's
-(1.0 would be as new as a real image; below it, copying). Training sets 0.15; checkpoints record theirs.
+`prior_bandwidth`; it samples more realistic images than a single Gaussian per class or a
+Gaussian mixture. The bandwidth trades realism for novelty: 0 samples the training codes
+themselves (reconstructions of training images), larger values move samples away from them.
+Training sets 0.15; checkpoints record theirs.
 The Gaussian per class stays the whitened space of the teacher's prior penalty and truncation (`prior_nll`, `truncate`).
 """
 
@@ -31,16 +27,24 @@ import math
 import torch
 import torch.nn as nn
 
-from ..errors import TeachsetError
+from ..errors import OptionError, TeachsetError
 from .base import Generator
 from .blocks import conv_block, decoder_layers, widths_for
 
 
-def check_code_grid(image_size: int, latent_dim: int, code_grid: int) -> None:
-    if code_grid and (code_grid & (code_grid - 1) or not 4 <= code_grid < image_size or latent_dim % code_grid**2):
-        raise TeachsetError(f"a code grid of {code_grid} does not fit: it must be a power of two from 4 to half the image size "
-                            f"({image_size} px) that divides the latent size {latent_dim} into whole channels per cell "
-                            f"(latent size = channels x grid x grid, e.g. --code-grid 8 --latent-dim 256), or 0 for a code vector")
+def check_code_grid(latent_dim: int, code_grid: int, image_size: int | None = None) -> None:
+    """A code grid (0: a code vector) must be a power of two from 4 to half the image size (where
+    known) that divides the latent size into whole channels per cell."""
+    if not code_grid:
+        return
+    if code_grid & (code_grid - 1) or code_grid < 4 or (image_size is not None and code_grid >= image_size):
+        limit = f"half the image size ({image_size} px)" if image_size is not None else "half the image size"
+        raise OptionError("code_grid", f"a code grid of {code_grid} does not fit: {{option}} must be a power of two from 4 "
+                                       f"to {limit}, or 0 for a code vector")
+    if latent_dim % code_grid**2:
+        raise OptionError("latent_dim", f"a code grid of {code_grid} does not fit the latent size {latent_dim}: {{option}} must "
+                                        f"be whole channels per cell, a multiple of {code_grid} x {code_grid} = {code_grid**2} "
+                                        f"(e.g. {4 * code_grid**2}: 4 channels)")
 
 
 class ConvGenerator(Generator):
@@ -67,7 +71,7 @@ class Autoencoder(ConvGenerator):
                  prior_bandwidth: float = 0.3, code_grid: int = 0):
         super().__init__(image_size, channels, latent_dim, width, max_width, num_classes, class_names)
         self.prior_bandwidth, self.code_grid = prior_bandwidth, code_grid
-        check_code_grid(image_size, latent_dim, code_grid)
+        check_code_grid(latent_dim, code_grid, image_size)
         if code_grid:
             self.widths = self.widths[: int(math.log2(image_size // code_grid))]
         widths = self.widths

@@ -3,7 +3,8 @@ StyleGAN2 trained on a GPU and exported with torch.jit.script / torch.jit.trace.
 
 The latent size, classes and output range are declared, either as attributes of the module
 (`latent_dim`, `num_classes`, `conditional`) or by the caller; a probe call checks the signature
-and output shape before anything else runs. Latents are sampled from a standard normal.
+and output shape before anything else runs. Latents are sampled from a standard normal. A
+conditional module needs the labels in every call: generate(z, y).
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ from pathlib import Path
 
 import torch
 
-from ..errors import TeachsetError
+from ..errors import OptionError, TeachsetError
 from .base import Generator
+
+
+def _literal(text: str) -> str:
+    """Text for an OptionError's message template, its braces kept as they are."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 class TorchScriptGenerator(Generator):
@@ -38,8 +44,9 @@ class TorchScriptGenerator(Generator):
             if not check:
                 raise
             form = "(z, y)" if self.conditional else "(z)"
-            raise TeachsetError(f"external generator '{self.source}' cannot be called as {form} with z of shape "
-                                f"(2, {self.latent_dim}): {str(error).splitlines()[0][:200]}; check --latent-dim and --conditional") from None
+            said = _literal(f"external generator '{self.source}' cannot be called as {form} with z of shape "
+                            f"(2, {self.latent_dim}): {str(error).splitlines()[0][:200]}")
+            raise OptionError("latent_dim", said + "; check {option} and whether the module is conditional") from None
 
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.conditional and y is None:
@@ -65,7 +72,8 @@ class TorchScriptGenerator(Generator):
         num_classes = num_classes or getattr(module, "num_classes", None)
         if conditional is None:
             conditional = bool(getattr(module, "conditional", False))
-        if not latent_dim or not num_classes:
-            raise TeachsetError(f"'{path}' does not declare latent_dim and num_classes; give them (--latent-dim, --num-classes)")
+        for name, value in (("latent_dim", latent_dim), ("num_classes", num_classes)):
+            if not value:
+                raise OptionError(name, _literal(f"'{path}' does not declare {name}") + " (an attribute of the module); give {option}")
         module.eval()
         return cls(module, int(latent_dim), int(num_classes), conditional, output_range, class_names, str(path)).freeze()
