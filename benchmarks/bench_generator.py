@@ -22,7 +22,8 @@ from teachset.data import load_dataset
 from teachset.generators import load_generator
 from teachset.generators.invert import invert
 from teachset.generators.quality import evaluate_generator, format_quality
-from teachset.generators.train import GeneratorTrainer, TrainOptions, resolve_device, resolve_precision
+from teachset.generators.devices import resolve_device, resolve_precision, training_backend
+from teachset.generators.train import GeneratorTrainer, TrainOptions
 
 
 def throughput(dataset, options: dict, device: str, steps: int = 15) -> tuple[str, dict]:
@@ -36,14 +37,15 @@ def throughput(dataset, options: dict, device: str, steps: int = 15) -> tuple[st
     with tempfile.TemporaryDirectory() as tmp:
         for (phase, start), precision in itertools.product(phases, precisions):
             run = TrainOptions(**{**options, "minutes": None, "steps": 10**6, "adversarial_start": start})
-            trainer = GeneratorTrainer(dataset, run, Path(tmp), device, precision)
-            trainer.train_step()
-            if trainer.device.type == "cuda":
-                torch.cuda.synchronize()
-            begin = time.perf_counter()
-            for _ in range(steps):
+            trainer = GeneratorTrainer(run, Path(tmp), device, precision).setup(dataset)
+            with training_backend(trainer.device):  # the backend settings a training run has
                 trainer.train_step()
-            out[phase, precision] = steps * run.batch_size / (time.perf_counter() - begin)  # each step ends on a .item()
+                if trainer.device.type == "cuda":
+                    torch.cuda.synchronize()
+                begin = time.perf_counter()
+                for _ in range(steps):
+                    trainer.train_step()
+                out[phase, precision] = steps * run.batch_size / (time.perf_counter() - begin)  # each step ends on a .item()
     return trainer.device_name(), out
 
 

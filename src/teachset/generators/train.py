@@ -1,33 +1,35 @@
-"""Training a generator, on a CPU or a CUDA GPU. The default, model="autoencoder": reconstruction
-(L1 + LPIPS), optionally (adversarial_weight > 0) joined after adversarial_start of the budget by a
-hinge adversarial term with differentiable augmentation on reconstructions and same-class
-interpolations. That term is off by default: on elpv with 2 CPU cores its patch discriminator
-stayed at chance (hinge loss 2.0 for thousands of steps), and 15 more minutes spent on
-reconstruction alone scored no worse than with it (samples KID 0.093 against 0.105, class
-consistency 0.773 against 0.766, both from the same checkpoint, a code vector of 512). The option model="cgan":
-a conditional GAN from scratch (hinge loss, class-conditioned patch discriminator, DiffAugment),
-adversarial from the first step. The learning rates fall on a cosine to 0 over the budget by default:
-on elpv in 30 CPU minutes (with a code vector of 128) this ended at a lower loss and KID than a
-constant rate (samples KID 0.058 against 0.068, 10,456 and 10,171 steps) with class consistency
-within its run-to-run spread (0.752 against 0.771).
+"""Training a generator, on a CPU or a CUDA GPU.
+
+    trainer = train_generator(dataset, TrainOptions(minutes=30, flip=True))  # a new run folder in runs/
+    generator = load_generator(trainer.checkpoint_)
+    resume_generator(trainer.run_dir, dataset, minutes=60)                  # continue it to a new total budget
+
+The default, model="autoencoder": reconstruction (L1 + LPIPS), optionally (adversarial_weight > 0)
+joined after adversarial_start of the budget by a hinge adversarial term with differentiable
+augmentation on reconstructions and same-class interpolations. That term is off by default: on a
+CPU budget its patch discriminator stayed at chance, and the time is better spent on
+reconstruction. The option model="cgan": a conditional GAN from scratch (hinge loss,
+class-conditioned patch discriminator, DiffAugment), adversarial from the first step. The learning
+rates fall on a cosine to 0 over the budget by default (it ended lower than a constant rate).
 
 A run folder holds options.json (written first), metrics.jsonl, samples/stepNNNNNN.png (held-out
 reconstructions, then prior samples per class), checkpoint/ (the EMA generator with its fitted
 class prior; atomic) and resume.pt (everything needed to continue; atomic). Interrupting with
-Ctrl-C writes both before exiting; `resume=True` continues where the run stopped.
+Ctrl-C writes both before exiting; `resume_generator` continues where the run stopped.
 
 The device and the precision are not options of the run: a run trained on a GPU resumes on a CPU
-and back. All randomness comes from one CPU generator, so a run draws the same batches on either
-device. On a CPU with native bfloat16 (AVX512-BF16 or AMX) the forward passes run under bfloat16
-autocast by default: on a 2-core Xeon with AMX, 1.6x the images/s of float32 in both phases.
+and back. All randomness comes from CPU generators seeded with the run's seed (the weights, the
+discriminator's power-iteration vectors, the batches), so a run draws the same batches on either
+device, and torch's global random state is left as it was. On a CPU with native bfloat16
+(AVX512-BF16 or AMX) the forward passes run under bfloat16 autocast by default, which is faster there.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,41 +38,69 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..atomic import JsonlLog, atomic_write_bytes, write_json
 from ..data import ImageDataset
 from ..data.splits import stratified_holdout
-from ..errors import TeachsetError
+from ..errors import OptionError, TeachsetError
 from ..features.lpips import LPIPS
 from ..imaging import save_grid
+from ..options import check_fields, option
+from ..seeded import seeded_init
 from .autoencoder import Autoencoder, check_code_grid
+from .base import Generator
 from .blocks import PatchDiscriminator, diff_augment
 from .cgan import ConditionalGAN
-from .base import save_generator
+from .checkpoint import save_generator
+from .devices import resolve_device, resolve_precision, training_backend
 
 MIN_IMAGES_PER_CLASS = 10
+MODELS = ("autoencoder", "cgan")
+DEFAULT_MINUTES = 30.0
 
 
 @dataclass
 class TrainOptions:
-    model: str = "autoencoder"  # or "cgan"
-    latent_dim: int = 256
-    code_grid: int = 8  # autoencoder: the code is latent_dim / G^2 channels at G x G; 0 = a vector (a linear layer at 4x4)
-    prior_bandwidth: float = 0.15  # autoencoder: the sampling noise, in the class's standard deviations
-    width: int = 16
-    batch_size: int = 32
-    lr: float = 1e-3  # 2e-3 scored worse on elpv in 30 CPU minutes (samples KID 0.072 against 0.058, with more steps)
-    lr_schedule: str = "cosine"  # or "constant"; both optimisers, over the budget's progress
-    minutes: float | None = 30.0
-    steps: int | None = None
-    lpips_weight: float = 1.0
-    adversarial_weight: float = 0.0  # autoencoder: 0 = reconstruction only (see above); 0.05 was the earlier default
-    adversarial_start: float = 0.4  # fraction of the budget spent on reconstruction alone, when adversarial_weight > 0
-    disc_lr: float = 2e-4
-    ema: float = 0.999
-    flip: bool = False  # random horizontal and vertical flips (only where they keep the class)
-    holdout: float = 0.2
-    seed: int = 0
-    sample_every: int = 500
-    checkpoint_every: int = 1000
+    """How a generator trains. The budget is `minutes` and/or `steps`, whichever ends first (30
+    minutes when neither is given). The autoencoder's options do not apply to the cgan."""
+
+    model: str = option("autoencoder", "an autoencoder with a class prior over its codes (what trains on a CPU) or a "
+                        "conditional GAN from scratch", choices=MODELS)
+    minutes: float | None = option(None, f"training-time budget in minutes ({DEFAULT_MINUTES:g} when no budget is given)", above=0)
+    steps: int | None = option(None, "step budget (whichever budget ends first)", minimum=1)
+    latent_dim: int = option(256, "numbers in a code (the default: 4 channels on the 8 x 8 code grid)", minimum=1)
+    code_grid: int = option(8, "autoencoder: the code is a G x G grid of latent-size / G^2 channels; 0: a vector, "
+                            "from a linear layer at 4 x 4", minimum=0)
+    prior_bandwidth: float = option(0.15, "autoencoder: noise added to a training code to sample, in class standard "
+                                    "deviations (0: samples are reconstructions of training images)", minimum=0)
+    width: int = option(16, "channels of the highest-resolution block (doubles per level)", minimum=4)
+    batch_size: int = option(32, "images per step", minimum=1)
+    lr: float = option(1e-3, "the generator's Adam learning rate (where the schedule starts)", above=0)
+    lr_schedule: str = option("cosine", "cosine: the learning rates fall to 0 over the budget (extending a run's budget "
+                              "stretches it); constant: they stay", choices=("cosine", "constant"))
+    adversarial_weight: float = option(0.0, "autoencoder: weight of a patch discriminator's hinge loss (0: reconstruction only)",
+                                       minimum=0)
+    adversarial_start: float = option(0.4, "fraction of the budget before the adversarial term starts", minimum=0)
+    flip: bool = option(False, "random horizontal and vertical flips (only where flips keep the class, as on elpv)")
+    seed: int = option(0, "seed of the weights, the held-out split and the batches", minimum=0)
+    sample_every: int = option(500, "write a sample grid every this many steps", minimum=1)
+    checkpoint_every: int = option(1000, "write the checkpoint and resume.pt every this many steps", minimum=1)
+    lpips_weight: float = option(1.0, "weight of LPIPS beside L1 in the reconstruction loss", minimum=0, flag=False)
+    disc_lr: float = option(2e-4, "the discriminator's Adam learning rate", above=0, flag=False)
+    ema: float = option(0.999, "decay of the moving average of the weights that the checkpoint holds", minimum=0, flag=False)
+    holdout: float = option(0.2, "fraction of each class held out of training (for sample grids and evaluation)",
+                            above=0, flag=False)
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.minutes is None and self.steps is None:
+            self.minutes = DEFAULT_MINUTES
+        if self.adversarial_start > 1:
+            raise OptionError("adversarial_start", f"{{option}} is a fraction of the budget, from 0 to 1; got {self.adversarial_start}")
+        for name in ("holdout", "ema"):
+            if getattr(self, name) >= 1:
+                raise OptionError(name, f"{{option}} is a fraction below 1; got {getattr(self, name)}")
+        if self.model == "autoencoder":
+            check_code_grid(self.latent_dim, self.code_grid)
 
     @classmethod
     def recorded(cls, options: dict) -> "TrainOptions":
@@ -78,6 +108,32 @@ class TrainOptions:
         option existed had instead of today's default; keys this version does not know are left out."""
         legacy = {"code_grid": 0, "prior_bandwidth": 0.3}
         return cls(**{**legacy, **{k: v for k, v in options.items() if k in cls.__dataclass_fields__}})
+
+
+def check_trainable(dataset: ImageDataset) -> None:
+    if dataset.image_size & (dataset.image_size - 1) or dataset.image_size < 32:
+        raise TeachsetError(f"the generator trains at power-of-two sizes of 32 px or more (32, 64, 128); load the dataset "
+                            f"at 64 px, not {dataset.image_size}")
+    small = {k: v for k, v in dataset.class_counts().items() if v < MIN_IMAGES_PER_CLASS}
+    if small:
+        raise TeachsetError(f"class(es) {small} have fewer than {MIN_IMAGES_PER_CLASS} images: too few to train a generator on; "
+                            "add images or use a selection method")
+
+
+def check_options(dataset: ImageDataset, options: TrainOptions) -> None:
+    """What can be wrong with these options on this dataset (checked before a run folder is made)."""
+    check_trainable(dataset)
+    if options.model == "autoencoder":
+        check_code_grid(options.latent_dim, options.code_grid, dataset.image_size)
+
+
+def build_model(options: TrainOptions, dataset: ImageDataset) -> Generator:
+    """The untrained generator these options describe, for this dataset's images and classes."""
+    if options.model == "autoencoder":
+        return Autoencoder(dataset.image_size, dataset.channels, options.latent_dim, options.width, num_classes=dataset.num_classes,
+                           class_names=dataset.class_names, prior_bandwidth=options.prior_bandwidth, code_grid=options.code_grid)
+    return ConditionalGAN(dataset.image_size, dataset.channels, options.latent_dim, options.width,
+                          num_classes=dataset.num_classes, class_names=dataset.class_names)
 
 
 def _flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -96,100 +152,53 @@ def _same_class_partners(y: torch.Tensor, generator: torch.Generator) -> torch.T
     return partner
 
 
-def check_trainable(dataset: ImageDataset) -> None:
-    if dataset.image_size & (dataset.image_size - 1) or dataset.image_size < 32:
-        raise TeachsetError(f"the generator trains at power-of-two sizes of 32 px or more (32, 64, 128); use --size 64, not {dataset.image_size}")
-    small = {k: v for k, v in dataset.class_counts().items() if v < MIN_IMAGES_PER_CLASS}
-    if small:
-        raise TeachsetError(f"class(es) {small} have fewer than {MIN_IMAGES_PER_CLASS} images: too few to train a generator on; add images or use a selection method")
-
-
-def check_options(dataset: ImageDataset, options: TrainOptions) -> None:
-    """Everything about a run that can be wrong before it starts (checked before its folder is made)."""
-    check_trainable(dataset)
-    if options.model not in ("autoencoder", "cgan"):
-        raise TeachsetError(f"unknown generator model '{options.model}'; choose autoencoder or cgan")
-    if options.lr_schedule not in ("cosine", "constant"):
-        raise TeachsetError(f"unknown learning-rate schedule '{options.lr_schedule}'; choose cosine or constant")
-    if options.model == "autoencoder":
-        check_code_grid(dataset.image_size, options.latent_dim, options.code_grid)
-        if options.prior_bandwidth < 0:
-            raise TeachsetError(f"the prior bandwidth must be 0 or more (0: samples are reconstructions of training images), not {options.prior_bandwidth}")
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """"auto": the GPU where CUDA has one, else the CPU; "cpu", "cuda", "cuda:N" as asked, if present."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TeachsetError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise TeachsetError(f"device '{name}' is not available here (CUDA GPUs: {torch.cuda.device_count()}); use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise TeachsetError(f"device '{name}' is not supported; use auto, cpu, cuda or cuda:N")
-    return device
-
-
-def native_bf16_cpu() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (emulated bfloat16 is slower than float32)."""
-    return any(getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """"auto": bf16 (autocast) on a CPU with native bfloat16, else fp32 (with TF32 matmuls on a GPU)."""
-    if name == "auto":
-        return "bf16" if device.type == "cpu" and native_bf16_cpu() else "fp32"
-    if name not in ("fp32", "bf16"):
-        raise TeachsetError(f"unknown precision '{name}'; use auto, fp32 or bf16")
-    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise TeachsetError("this GPU has no bfloat16; use --precision fp32")
-    return name
-
-
 class GeneratorTrainer:
-    STATEFUL = ("model", "ema", "disc", "opt", "opt_d")  # what resume.pt holds, besides the RNG and the budget spent
+    """Trains one generator into `run_dir`. `fit(dataset)` builds the models (or continues from what
+    `load_resume` read), trains until the budget is spent and writes the run's artifacts. What it
+    learns lives in attributes ending in _: model_, ema_ (the averaged generator the checkpoint
+    holds), disc_ and opt_d_ (where a term uses a discriminator), opt_, rng_ (the batches' random
+    state), step_, elapsed_ (training seconds), checkpoint_ (the checkpoint folder last written)."""
 
-    def __init__(self, dataset: ImageDataset, options: TrainOptions, run_dir: Path, device: str = "cpu",
-                 precision: str = "auto"):
-        check_options(dataset, options)
+    STATEFUL = ("model", "ema", "disc", "opt", "opt_d")  # resume.pt's entries (attributes model_, ...), besides rng, step, elapsed
+
+    def __init__(self, options: TrainOptions, run_dir: str | Path, device: str = "auto", precision: str = "auto"):
+        self.options, self.run_dir = options, Path(run_dir)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
-            torch.backends.cuda.matmul.allow_tf32 = True
-        self.dataset, self.options, self.run_dir = dataset, options, Path(run_dir)
-        self.train_index, self.held_index = stratified_holdout(dataset.labels, options.holdout, options.seed)
-        torch.manual_seed(options.seed)
-        if options.model == "autoencoder":
-            self.model = Autoencoder(dataset.image_size, dataset.channels, options.latent_dim, options.width, num_classes=dataset.num_classes,
-                                     class_names=dataset.class_names, prior_bandwidth=options.prior_bandwidth, code_grid=options.code_grid)
-        else:
-            self.model = ConditionalGAN(dataset.image_size, dataset.channels, options.latent_dim, options.width,
-                                        num_classes=dataset.num_classes, class_names=dataset.class_names)
-        self.model.to(self.device)
-        self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=(0.9, 0.99))
-        self.disc = self.opt_d = None  # built only where a term uses it
-        if options.model == "cgan" or options.adversarial_weight:
-            self.disc = PatchDiscriminator(dataset.channels, num_classes=dataset.num_classes if options.model == "cgan" else 0).to(self.device)
-            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=options.disc_lr, betas=(0.0, 0.99))
-        self.lpips = LPIPS("alexnet").to(self.device)
-        self.rng = torch.Generator().manual_seed(options.seed)
-        self.step, self.elapsed = 0, 0.0
-        self.images = dataset.tensor(self.train_index).to(self.device)
-        if self.device.type == "cpu":  # oneDNN's convolutions run ~20% faster on channels-last tensors here
-            for module in (self.model, self.ema, self.disc, self.lpips):
+        self.dataset_ = None
+        self.step_, self.elapsed_, self.checkpoint_ = 0, 0.0, None
+
+    def setup(self, dataset: ImageDataset) -> "GeneratorTrainer":
+        """Build the models, optimisers and held-out split for `dataset`, from the options' seed (fit calls it)."""
+        check_options(dataset, self.options)
+        o, device = self.options, self.device
+        self.train_index_, self.held_index_ = stratified_holdout(dataset.labels, o.holdout, o.seed)
+        init = torch.Generator().manual_seed(o.seed)
+        with torch.random.fork_rng(devices=[]):  # constructing modules draws from the global state: leave it as it was
+            self.model_ = seeded_init(build_model(o, dataset), init).to(device)
+            self.disc_ = None
+            if o.model == "cgan" or o.adversarial_weight:  # built only where a term uses it
+                classes = dataset.num_classes if o.model == "cgan" else 0
+                self.disc_ = PatchDiscriminator(dataset.channels, num_classes=classes, generator=init).to(device)
+            self._lpips = LPIPS("alexnet").to(device)
+        self.ema_ = copy.deepcopy(self.model_).requires_grad_(False)
+        self.opt_ = torch.optim.Adam(self.model_.parameters(), lr=o.lr, betas=(0.9, 0.99))
+        self.opt_d_ = torch.optim.Adam(self.disc_.parameters(), lr=o.disc_lr, betas=(0.0, 0.99)) if self.disc_ else None
+        self.rng_ = torch.Generator().manual_seed(o.seed)
+        self.step_, self.elapsed_, self.dataset_ = 0, 0.0, dataset
+        self._images = dataset.tensor(self.train_index_).to(device)
+        self._labels = torch.from_numpy(dataset.labels[self.train_index_]).to(device)
+        if device.type == "cpu":  # oneDNN's convolutions run faster on channels-last tensors
+            for module in (self.model_, self.ema_, self.disc_, self._lpips):
                 if module is not None:
                     module.to(memory_format=torch.channels_last)
-            self.images = self.images.contiguous(memory_format=torch.channels_last)
-        self.labels = torch.from_numpy(dataset.labels[self.train_index]).to(self.device)
+            self._images = self._images.contiguous(memory_format=torch.channels_last)
+        return self
 
     # budget ---------------------------------------------------------------------------------
     def progress(self) -> float:
         o = self.options
-        parts = ([self.elapsed / (60 * o.minutes)] if o.minutes else []) + ([self.step / o.steps] if o.steps else [])
+        parts = ([self.elapsed_ / (60 * o.minutes)] if o.minutes else []) + ([self.step_ / o.steps] if o.steps else [])
         return max(parts) if parts else 1.0
 
     def lr_factor(self) -> float:
@@ -202,134 +211,170 @@ class GeneratorTrainer:
 
     def _adversarial(self, real, fake, y=None) -> tuple[torch.Tensor, dict]:
         """One hinge-loss discriminator step; returns the generator's adversarial loss."""
-        d_loss = F.relu(1 - self.disc(diff_augment(real, self.rng), y)).mean() + \
-            F.relu(1 + self.disc(diff_augment(fake.detach(), self.rng), y)).mean()
-        self.opt_d.zero_grad(set_to_none=True)
+        d_loss = F.relu(1 - self.disc_(diff_augment(real, self.rng_), y)).mean() + \
+            F.relu(1 + self.disc_(diff_augment(fake.detach(), self.rng_), y)).mean()
+        self.opt_d_.zero_grad(set_to_none=True)
         with self.autocast(enabled=False):  # backward passes run outside autocast
             d_loss.backward()
-        self.opt_d.step()
-        g_adv = -self.disc(diff_augment(fake, self.rng), y).mean()
+        self.opt_d_.step()
+        g_adv = -self.disc_(diff_augment(fake, self.rng_), y).mean()
         return g_adv, {"d_loss": d_loss.item(), "g_adv": g_adv.item()}
 
     def _gan_loss(self, x, y) -> tuple[torch.Tensor, dict]:
-        z = torch.randn(len(y), self.model.latent_dim, generator=self.rng).to(self.device)
-        return self._adversarial(x, self.model.generate(z, y), y)
-
-    def train_step(self) -> dict:
-        o = self.options
-        factor = self.lr_factor()
-        for opt, lr in ((self.opt, o.lr), (self.opt_d, o.disc_lr)):
-            for group in opt.param_groups if opt else []:
-                group["lr"] = lr * factor
-        batch = torch.randint(len(self.images), (o.batch_size,), generator=self.rng).to(self.device)
-        x, y = self.images[batch], self.labels[batch]
-        if o.flip:
-            x = _flip(x, self.rng)
-        with self.autocast():
-            loss, logs = self._gan_loss(x, y) if o.model == "cgan" else self._autoencoder_loss(x, y)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        with torch.no_grad():
-            for e, p in zip(self.ema.parameters(), self.model.parameters()):
-                e.lerp_(p, 1 - o.ema)
-        self.step += 1
-        return logs
+        z = torch.randn(len(y), self.model_.latent_dim, generator=self.rng_).to(self.device)
+        return self._adversarial(x, self.model_.generate(z, y), y)
 
     def _autoencoder_loss(self, x, y) -> tuple[torch.Tensor, dict]:
         o = self.options
-        z = self.model.encode(x)
-        recon = self.model.generate(z).float()
+        z = self.model_.encode(x)
+        recon = self.model_.generate(z, y).float()
         l1 = (recon - x).abs().mean()
-        perceptual = self.lpips(recon, x).mean()
+        perceptual = self._lpips(recon, x).mean()
         loss = l1 + o.lpips_weight * perceptual
         logs = {"l1": l1.item(), "lpips": perceptual.item()}
         if o.adversarial_weight and self.progress() >= o.adversarial_start:
-            alpha = torch.rand(len(z), 1, generator=self.rng).to(self.device)
-            partners = _same_class_partners(y.cpu(), self.rng).to(self.device)
-            mixed = self.model.generate(alpha * z + (1 - alpha) * z[partners]).float()
+            alpha = torch.rand(len(z), 1, generator=self.rng_).to(self.device)
+            partners = _same_class_partners(y.cpu(), self.rng_).to(self.device)
+            mixed = self.model_.generate(alpha * z + (1 - alpha) * z[partners], y).float()
             g_adv, adv_logs = self._adversarial(x, torch.cat([recon, mixed]))
             loss = loss + o.adversarial_weight * g_adv
             logs |= adv_logs
         return loss, logs
 
+    def train_step(self) -> dict:
+        o = self.options
+        factor = self.lr_factor()
+        for opt, lr in ((self.opt_, o.lr), (self.opt_d_, o.disc_lr)):
+            for group in opt.param_groups if opt else []:
+                group["lr"] = lr * factor
+        batch = torch.randint(len(self._images), (o.batch_size,), generator=self.rng_).to(self.device)
+        x, y = self._images[batch], self._labels[batch]
+        if o.flip:
+            x = _flip(x, self.rng_)
+        with self.autocast():
+            loss, logs = self._gan_loss(x, y) if o.model == "cgan" else self._autoencoder_loss(x, y)
+        self.opt_.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_.step()
+        with torch.no_grad():
+            for e, p in zip(self.ema_.parameters(), self.model_.parameters()):
+                e.lerp_(p, 1 - o.ema)
+        self.step_ += 1
+        return logs
+
     # artifacts ------------------------------------------------------------------------------
     @torch.no_grad()
-    def fitted_ema(self):
+    def fitted_ema(self) -> Generator:
         """The EMA generator, with the autoencoder's class prior fitted to its training codes."""
         if self.options.model == "cgan":
-            return self.ema
-        z = torch.cat([self.ema.encode(self.images[i : i + 256]) for i in range(0, len(self.images), 256)])
-        self.ema.fit_prior(z, self.labels)
-        return self.ema
-
-    def save_checkpoint(self, command: str | None = None) -> Path:
-        model = self.fitted_ema()
-        extra = {"dataset": {"name": self.dataset.name, "fingerprint": self.dataset.fingerprint, "spec": self.dataset.spec},
-                 "held_out_ids": [self.dataset.ids[i] for i in self.held_index], "step": self.step,
-                 "train_seconds": round(self.elapsed, 1), "device": self.device_name(), "precision": self.precision,
-                 "options": asdict(self.options),
-                 "command": command or ""}
-        save_generator(model, self.run_dir / "checkpoint", extra)
-        state = {name: getattr(self, name).state_dict() for name in self.STATEFUL if getattr(self, name) is not None}
-        state |= {"rng": self.rng.get_state(), "step": self.step, "elapsed": self.elapsed}
-        tmp = self.run_dir / ".resume.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.run_dir / "resume.pt")
-        return self.run_dir / "checkpoint"
+            return self.ema_
+        z = torch.cat([self.ema_.encode(self._images[i : i + 256]) for i in range(0, len(self._images), 256)])
+        self.ema_.fit_prior(z, self._labels)
+        return self.ema_
 
     def device_name(self) -> str:
         return torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
 
-    def load_resume(self) -> None:
+    def save_checkpoint(self, command: str = "") -> Path:
+        """The checkpoint folder and resume.pt, each written atomically."""
+        dataset = self.dataset_
+        extra = {"dataset": dataset.record(), "held_out_ids": [dataset.ids[i] for i in self.held_index_], "step": self.step_,
+                 "train_seconds": round(self.elapsed_, 1), "device": self.device_name(), "precision": self.precision,
+                 "options": asdict(self.options), "command": command or ""}
+        self.checkpoint_ = save_generator(self.fitted_ema(), self.run_dir / "checkpoint", extra)
+        state = {name: getattr(self, name + "_").state_dict() for name in self.STATEFUL if getattr(self, name + "_") is not None}
+        buffer = io.BytesIO()
+        torch.save(state | {"rng": self.rng_.get_state(), "step": self.step_, "elapsed": self.elapsed_}, buffer)
+        atomic_write_bytes(self.run_dir / "resume.pt", buffer.getvalue())
+        return self.checkpoint_
+
+    def load_resume(self) -> "GeneratorTrainer":
+        """Continue from the run folder's resume.pt (after setup)."""
+        if self.dataset_ is None:
+            raise TeachsetError("set the trainer up for its dataset (setup(dataset)) before loading resume.pt")
         path = self.run_dir / "resume.pt"
         if not path.is_file():
             raise TeachsetError(f"'{self.run_dir}' has no resume.pt to continue from; start a new run instead")
         state = torch.load(path, map_location="cpu", weights_only=True)
         for name in self.STATEFUL:
-            if getattr(self, name) is not None:  # a discriminator in the file of a run without one is left out
-                getattr(self, name).load_state_dict(state[name])
-        self.rng.set_state(state["rng"])
-        self.step, self.elapsed = state["step"], state["elapsed"]
+            if getattr(self, name + "_") is not None:  # a discriminator in the file of a run without one is left out
+                getattr(self, name + "_").load_state_dict(state[name])
+        self.rng_.set_state(state["rng"])
+        self.step_, self.elapsed_ = state["step"], state["elapsed"]
+        return self
 
     @torch.no_grad()
-    def save_samples(self) -> None:
-        held = self.dataset.tensor(self.held_index[:: max(1, len(self.held_index) // 8)][:8]).to(self.device)
+    def save_samples(self) -> Path:
+        """A grid: held-out images and their reconstructions (autoencoder), then prior samples per class."""
+        held = self.dataset_.tensor(self.held_index_[:: max(1, len(self.held_index_) // 8)][:8]).to(self.device)
         model = self.fitted_ema()
         recon = model.generate(model.encode(held)) if self.options.model == "autoencoder" else held[:0]
-        per_class = 8
-        y = torch.arange(model.num_classes, device=self.device).repeat_interleave(per_class)
+        y = torch.arange(model.num_classes, device=self.device).repeat_interleave(8)
         samples = model.generate(model.sample_latents(y, torch.Generator().manual_seed(0)), y)
         rows = torch.cat([held, recon, samples]).cpu()
-        save_grid(rows, self.run_dir / "samples" / f"step{self.step:06d}.png", ncol=8)
+        return save_grid(rows, self.run_dir / "samples" / f"step{self.step_:06d}.png", ncol=8)
 
     # the loop -------------------------------------------------------------------------------
-    def run(self, command: str | None = None) -> Path:
+    def fit(self, dataset: ImageDataset, command: str = "") -> "GeneratorTrainer":
+        """Train until the budget is spent, writing metrics, sample grids and checkpoints (`command`:
+        what made the run, recorded in the checkpoint). Ctrl-C writes the checkpoint and resume.pt
+        before it stops."""
+        if self.dataset_ is not dataset:
+            self.setup(dataset)
         o = self.options
-        log = open(self.run_dir / "metrics.jsonl", "a")
-        bar = tqdm(total=100, desc="training generator", unit="%", initial=int(100 * self.progress()))
-        try:
-            while self.progress() < 1.0:
-                start = time.perf_counter()
-                logs = self.train_step()
-                self.elapsed += time.perf_counter() - start
-                if self.step % 25 == 0:
-                    logs |= {"step": self.step, "seconds": round(self.elapsed, 1), "lr": self.opt.param_groups[0]["lr"],
-                             "images_per_s": round(self.step * o.batch_size / max(self.elapsed, 1e-9), 1)}
-                    log.write(json.dumps(logs) + "\n")
-                    log.flush()
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("l1", "lpips", "d_loss", "g_adv")})
-                    bar.update(int(100 * self.progress()) - bar.n)
-                if self.step % o.sample_every == 0:
-                    self.save_samples()
-                if self.step % o.checkpoint_every == 0:
-                    self.save_checkpoint(command)
-            bar.update(100 - bar.n)
-        except KeyboardInterrupt:
+        since = f" from step {self.step_}" if self.step_ else ""
+        with training_backend(self.device), JsonlLog(self.run_dir / "metrics.jsonl") as log, \
+                tqdm(total=100, desc=f"training generator{since}", unit="%", initial=int(100 * min(self.progress(), 1.0))) as bar:
+            try:
+                while self.progress() < 1.0:
+                    start = time.perf_counter()
+                    logs = self.train_step()
+                    self.elapsed_ += time.perf_counter() - start
+                    if self.step_ % 25 == 0:
+                        logs |= {"step": self.step_, "seconds": round(self.elapsed_, 1), "lr": self.opt_.param_groups[0]["lr"],
+                                 "images_per_s": round(self.step_ * o.batch_size / max(self.elapsed_, 1e-9), 1)}
+                        log.write(logs)
+                        bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("l1", "lpips", "d_loss", "g_adv")})
+                        bar.update(int(100 * self.progress()) - bar.n)
+                    if self.step_ % o.sample_every == 0:
+                        self.save_samples()
+                    if self.step_ % o.checkpoint_every == 0:
+                        self.save_checkpoint(command)
+                bar.update(100 - bar.n)
+            except KeyboardInterrupt:
+                self.save_checkpoint(command)
+                raise
+            self.save_samples()
             self.save_checkpoint(command)
-            raise
-        finally:
-            bar.close()
-            log.close()
-        self.save_samples()
-        return self.save_checkpoint(command)
+        return self
+
+
+def train_generator(dataset: ImageDataset, options: TrainOptions | None = None, out: str | Path = "runs", *,
+                    device: str = "auto", precision: str = "auto", command: str = "") -> GeneratorTrainer:
+    """Train a generator into a new numbered run folder under `out` (options.json written first,
+    after every check has passed); returns the fitted trainer (`checkpoint_`: the checkpoint)."""
+    from ..runs import new_run_dir
+
+    options = options or TrainOptions()
+    resolve_precision(precision, resolve_device(device))
+    check_options(dataset, options)
+    run_dir = new_run_dir(out, f"generator-{dataset.name}-{dataset.image_size}px",
+                          {"dataset": dataset.spec, "train": asdict(options), "command": command})
+    return GeneratorTrainer(options, run_dir, device, precision).fit(dataset, command)
+
+
+def resume_generator(run_dir: str | Path, dataset: ImageDataset, *, minutes: float | None = None, steps: int | None = None,
+                     device: str = "auto", precision: str = "auto", command: str = "") -> GeneratorTrainer:
+    """Continue the run in `run_dir` where it stopped, with the options it recorded; `minutes` and
+    `steps`, where given, set a new total budget (recorded in options.json, with `command` added to
+    the run's command history)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "options.json").is_file():
+        raise TeachsetError(f"'{run_dir}' is not a generator run folder: it has no options.json")
+    recorded = json.loads((run_dir / "options.json").read_text())
+    budget = {k: v for k, v in (("minutes", minutes), ("steps", steps)) if v is not None}
+    options = TrainOptions.recorded({**recorded["train"], **budget})
+    trainer = GeneratorTrainer(options, run_dir, device, precision).setup(dataset).load_resume()
+    history = " && ".join(c for c in (recorded.get("command"), command) if c)  # the whole history that made it
+    write_json(run_dir / "options.json", {**recorded, "train": asdict(options), "command": history})
+    return trainer.fit(dataset, history)
