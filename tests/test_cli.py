@@ -57,7 +57,8 @@ def test_datasets_and_extractors_are_listed(capsys):
 
 @pytest.mark.slow
 def test_demo_on_elpv_end_to_end(tmp_path, capsys):
-    """The README's demo, as a user runs it (fewer teacher epochs): every method on elpv, 5 repeats, report written."""
+    """The README's demo, as a user runs it (fewer teacher epochs): every method on elpv's train split, 5 repeats,
+    students scored on the 466 held-out images, report written."""
     assert main(["demo", "--out", str(tmp_path), "--teacher-epochs", "15"]) == 0
     out = capsys.readouterr().out
     run = next(tmp_path.iterdir())
@@ -65,8 +66,11 @@ def test_demo_on_elpv_end_to_end(tmp_path, capsys):
     results = json.loads((run / "results.json").read_text())
     methods = {"random", "kcenters", "forgetting", "herding", "medoids", "latent-lc", "latent-nn"}
     assert {r["method"] for r in results["summary"]} == methods
-    assert all(r["n"] == 5 for r in results["summary"])
-    assert all(row["n_test"] == 2329 - (0 if row["method"].startswith("latent") else 10) for row in results["rows"])
+    assert all(r["n"] == 5 for r in results["summary"]) and len(results["summary"]) == 7 * 4  # LC, NN x 2 extractors
+    assert {row["n_test"] for row in results["rows"]} == {466} and results["split"]["train"] == 2329 - 466
+    own = {(r["method"], r["student"]) for r in results["summary"] if r["own"]}
+    assert own == {("latent-lc", "lc"), ("latent-nn", "nn")}
+    assert set(results["realism"]["methods"]) == methods and len(results["realism"]["images"]) == 35
     means = [r["mean"] for r in results["summary"]]
     assert len(set(means)) > 5  # the methods teach differently
     assert json.loads((run / "options.json").read_text())["generator"] == "teachset:elpv-64"

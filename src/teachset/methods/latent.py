@@ -76,9 +76,17 @@ class LatentTeacher(TeacherOptions, Method):
         else:
             labels = torch.from_numpy(start.labels)
         z0 = initial_codes(generator, labels, seed, start)
-        penalty = project = None
-        if self.prior_weight:
-            penalty = lambda z: self.prior_weight * generator.prior_nll(z, labels).mean() / generator.latent_dim  # noqa: E731
+        project = None
+        start_whitened = generator._to_whitened(z0, labels).detach()
+
+        def penalty(z):
+            total = 0.0
+            if self.prior_weight:
+                total = total + self.prior_weight * generator.prior_nll(z, labels).mean() / generator.latent_dim
+            if self.anchor_weight:
+                moved = generator._to_whitened(z, labels) - start_whitened
+                total = total + self.anchor_weight * moved.pow(2).sum(1).mean() / generator.latent_dim
+            return total
         if self.truncation:
             project = lambda z: generator.truncate(z, labels, self.truncation)  # noqa: E731
         teacher = Teacher(self, lambda z: generator.generate(z, labels), labels, data.network, penalty, project, seed)

@@ -30,6 +30,7 @@ from .. import defaults
 from ..distances import sq_distances
 from ..errors import OptionError
 from ..features import FrozenExtractor, extract
+from ..generators.blocks import diff_augment
 from ..hypergrad import SOLVERS, augment, implicit_surrogate, newton, outer_loss_and_grad, unrolled_theta
 from ..options import check_fields, option
 from ..students import class_scores, init_linear
@@ -42,7 +43,8 @@ from ..teaching_set import TeachingSet
 class TeacherOptions:
     """How the teacher optimises; the student's own options default to the evaluation's students."""
 
-    student: str = option("lc", "the proxy student taught: lc (linear, eq. 3) or nn (prototypes, eq. 4)", choices=defaults.STUDENTS)
+    student: str = option("lc", "the proxy student taught: lc (linear, eq. 3), nn (prototypes, eq. 4), or lc+nn (their "
+                          "mean loss: a set that cannot win by exploiting one of them)", choices=("lc", "nn", "lc+nn"))
     epochs: int = option(1000, "teacher epochs", minimum=1)
     lr: float = option(0.05, "Adam step on the teaching parameters (codes or pixel logits)", above=0)
     student_epochs: int = option(defaults.LC_EPOCHS, "LC: at most this many Newton epochs (or unrolled gradient steps)", minimum=1)
@@ -61,10 +63,14 @@ class TeacherOptions:
     truncation: float | None = option(None, "latent: keep codes within this radius of the class prior (whitened, per "
                                       "sqrt of the latent size)", above=0)
     diversity_weight: float = option(0.0, "penalty on the similarity between one class's teaching examples", minimum=0)
+    anchor_weight: float = option(0.0, "latent: weight of the codes' whitened squared distance to where they started "
+                                  "(a trust region around realistic codes)", minimum=0)
+    views: int = option(0, "differentiable random shifts and brightness changes of the teaching images, this many per "
+                        "epoch, that the students must also learn from (0: the images as they are)", minimum=0)
 
     def __post_init__(self):
         check_fields(self)
-        if self.student == "lc" and self.l2 <= 0:
+        if "lc" in self.student.split("+") and self.l2 <= 0:
             raise OptionError("l2", "the LC teacher needs {option} above 0: the student's problem must have one optimum")
 
 
@@ -112,28 +118,41 @@ class Teacher:
         return torch.cat([W0, b0[:, None]], dim=1)
 
     def loss(self) -> tuple[torch.Tensor, float, float]:
-        """(the scalar to backpropagate, the student's loss on the dataset, its accuracy on the dataset)."""
+        """(the scalar to backpropagate, the students' loss on the dataset, their accuracy on the dataset),
+        averaged over the students taught and, with views, over augmented copies of the images."""
         o = self.options
-        features = self.extractor(self.render(self.params_))
-        extra = o.diversity_weight * diversity_penalty(features, self.labels) if o.diversity_weight else 0.0
+        images = self.render(self.params_)
+        labels = self.labels
+        if o.views:
+            images = torch.cat([images, *(diff_augment(images, self.rng) for _ in range(o.views))])
+            labels = labels.repeat(o.views + 1)
+        features = self.extractor(images)
+        extra = o.diversity_weight * diversity_penalty(features, labels) if o.diversity_weight else 0.0
         if self.penalty is not None:
             extra = extra + self.penalty(self.params_)
-        if o.student == "nn":
-            scores = class_scores(self.data, features, self.labels, self.num_classes_, similarity=o.similarity,
+        students = o.student.split("+")
+        parts = [self._student_loss(s, features, labels) for s in students]
+        total = sum(p[0] for p in parts) / len(parts)
+        return total + extra, sum(p[1] for p in parts) / len(parts), sum(p[2] for p in parts) / len(parts)
+
+    def _student_loss(self, student: str, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        o = self.options
+        if student == "nn":
+            scores = class_scores(self.data, features, labels, self.num_classes_, similarity=o.similarity,
                                   temperature=o.temperature, rule=o.rule)
             outer = F.cross_entropy(scores, self.data_labels)
-            return outer + extra, float(outer.detach()), float((scores.argmax(1) == self.data_labels).float().mean())
+            return outer, float(outer.detach()), float((scores.argmax(1) == self.data_labels).float().mean())
         phi = augment(features.double())
         if o.hypergradient == "unrolled":
-            theta = unrolled_theta(phi, self.labels, self._student_init(), o.l2, o.student_epochs, o.unrolled_lr)
+            theta = unrolled_theta(phi, labels, self._student_init(), o.l2, o.student_epochs, o.unrolled_lr)
             logits = self.data_aug @ theta.T.float()
             outer = F.cross_entropy(logits, self.data_labels)
-            return outer + extra, float(outer.detach()), float((logits.argmax(1) == self.data_labels).float().mean())
+            return outer, float(outer.detach()), float((logits.argmax(1) == self.data_labels).float().mean())
         with torch.no_grad():
-            theta = self.theta_ = newton(phi.detach(), self.labels, self.theta_, o.l2, max_iter=o.student_epochs)
+            theta = self.theta_ = newton(phi.detach(), labels, self.theta_, o.l2, max_iter=o.student_epochs)
             outer, g, predictions = outer_loss_and_grad(theta.float(), self.data_aug, self.data_labels, self.class_sums)
-        surrogate = implicit_surrogate(phi, self.labels, theta, g.double(), o.l2, o.solver)
-        return surrogate + extra, float(outer), float((predictions == self.data_labels).float().mean())
+        surrogate = implicit_surrogate(phi, labels, theta, g.double(), o.l2, o.solver)
+        return surrogate, float(outer), float((predictions == self.data_labels).float().mean())
 
     def step(self) -> dict:
         start = time.perf_counter()
