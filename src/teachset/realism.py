@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_predict
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -50,8 +50,9 @@ class Realism:
         self.classifier_ = _classifier().fit(held, labels)
         near = self._neighbour_distances(held, None)
         self.nearest_scale_, self.density_scale_ = float(np.median(near[:, 0])), float(np.median(near.mean(1)))
-        folds = min(5, int(np.bincount(labels).min()))
-        probabilities = (cross_val_predict(_classifier(), held, labels, cv=folds, method="predict_proba")
+        folds = min(5, int(np.bincount(labels).min()))  # shuffled: datasets are often ordered by group
+        probabilities = (cross_val_predict(_classifier(), held, labels, method="predict_proba",
+                                           cv=StratifiedKFold(folds, shuffle=True, random_state=0))
                          if folds >= 2 else self.classifier_.predict_proba(held))
         real = self._measures(held, labels, None, probabilities, near)
         self.reference_ = {**summarize(real),
