@@ -171,7 +171,13 @@ def test_training_writes_samples_checkpoints_and_resumes(digits32, tmp_path):
     assert run.parent == tmp_path / "runs" and trainer.step_ == 4 and trainer.checkpoint_ == run / "checkpoint"
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step000002.png", "step000004.png"]
     model = load_generator(trainer.checkpoint_)
-    assert model.meta["step"] == 4 and model.meta["command"] == first and model.meta["dataset"] == digits32.record()
+    assert model.meta["step"] == 4 and model.meta["command"] == first
+    # trained on the train split only: the record names it, and no held-out image is a training image
+    from teachset.data.splits import Split, split_dataset
+
+    parts = split_dataset(digits32, Split())
+    assert model.meta["dataset"] == parts.train.record() and model.meta["dataset"]["split"]["part"] == "train"
+    assert set(model.meta["held_out_ids"]) == set(parts.test.ids)
     assert model.meta["precision"] == "bf16" and all(p.dtype == torch.float32 and p.isfinite().all() for p in model.parameters())
     assert len(model.meta["held_out_ids"]) == pytest.approx(0.2 * len(digits32), abs=10)
     resumed = resume_generator(run, digits32, steps=6, precision="fp32", command="teachset generator train digits --resume R")
@@ -260,7 +266,7 @@ def test_recorded_options_of_older_runs_keep_what_those_runs_had():
     ({"lr_schedule": "linear"}, "lr_schedule", "'lr_schedule' must be one of cosine, constant; got 'linear'"),
     ({"model": "vae"}, "model", "must be one of autoencoder, cgan"),
     ({"adversarial_start": 1.5}, "adversarial_start", "fraction of the budget"),
-    ({"holdout": 1.0}, "holdout", "fraction below 1"),
+    ({"ema": 1.0}, "ema", "fraction below 1"),
     ({"minutes": 0.0}, "minutes", "must be above 0"),
 ])
 def test_bad_options_are_refused_naming_the_option(values, option, says):

@@ -101,3 +101,20 @@ def test_teach_command_writes_set_curve_and_snapped_set(setup, tmp_path, capsys)
     assert not list(tmp_path.glob(".*curve*"))
     assert main(["teach", "digits", "--student", "lc", "--epochs", "1"]) == 2
     assert "needs --generator" in capsys.readouterr().err
+
+
+def test_a_generator_that_saw_the_test_images_is_refused(setup, tmp_path):
+    from teachset.data.splits import Split
+    from teachset.generators import load_generator
+
+    data, _ = setup
+    whole = TeachingData(data.dataset, data.features, "pixels")
+    train, _ = whole.split(Split())
+    other, _ = whole.split(Split(split_seed=1))
+    folder = save_generator(Autoencoder(image_size=32, latent_dim=8, width=8, num_classes=2), tmp_path / "g",
+                            extra={"dataset": other.dataset.record()})
+    with pytest.raises(TeachsetError, match="trained on another train split"):
+        make_method("latent", generator=load_generator(folder), epochs=1).make(train, per_class=1)
+    same = save_generator(Autoencoder(image_size=32, latent_dim=8, width=8, num_classes=2), tmp_path / "same",
+                          extra={"dataset": train.dataset.record()})
+    assert len(make_method("latent", generator=load_generator(same), epochs=1).make(train, per_class=1)) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import defaults
+from ..data.splits import Split
 from .common import add_command, add_dataset_args, add_options, command_line, load_dataset, options_from
 
 
@@ -31,14 +32,14 @@ def cmd_generator_train(args) -> None:
     from ..generators.devices import resolve_device, resolve_precision
     from ..generators.train import TrainOptions, resume_generator, train_generator
 
-    options = options_from(args, TrainOptions)  # bad options are refused before anything is loaded or written
+    options, split = options_from(args, TrainOptions), options_from(args, Split)  # refused before anything is loaded
     resolve_precision(args.precision, resolve_device(args.device))
     dataset = load_dataset(args)
     place = {"device": args.device, "precision": args.precision, "command": command_line()}
     if args.resume:
         trainer = resume_generator(args.resume, dataset, minutes=args.minutes, steps=args.steps, **place)
     else:
-        trainer = train_generator(dataset, options, args.out, **place)
+        trainer = train_generator(dataset, options, args.out, split=split, **place)
     print(f"generator: {trainer.checkpoint_} ({trainer.step_} steps, {trainer.elapsed_ / 60:.1f} min); "
           f"samples in {trainer.run_dir / 'samples'}")
 
@@ -94,6 +95,7 @@ teachset generator train elpv --size 128 --flip --minutes 8 --device cuda   # on
 """)
     add_dataset_args(q)
     add_options(q, TrainOptions)
+    add_options(q, Split)
     q.add_argument("--resume", default=None, help="a run folder to continue (with its options; --minutes/--steps set a new total budget)")
     q.add_argument("--device", default="auto", help="auto (a CUDA GPU if there is one, else the CPU), cpu, cuda or cuda:N; "
                                                     "a run may resume on another device")

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from ..atomic import JsonlLog, atomic_write_bytes, write_json
 from ..data import ImageDataset
-from ..data.splits import stratified_holdout
+from ..data.splits import Split, split_dataset
 from ..errors import OptionError, TeachsetError
 from ..features.lpips import LPIPS
 from ..imaging import save_grid
@@ -81,14 +81,12 @@ class TrainOptions:
                                        minimum=0)
     adversarial_start: float = option(0.4, "fraction of the budget before the adversarial term starts", minimum=0)
     flip: bool = option(False, "random horizontal and vertical flips (only where flips keep the class, as on elpv)")
-    seed: int = option(0, "seed of the weights, the held-out split and the batches", minimum=0)
+    seed: int = option(0, "seed of the weights and the batches", minimum=0)
     sample_every: int = option(500, "write a sample grid every this many steps", minimum=1)
     checkpoint_every: int = option(1000, "write the checkpoint and resume.pt every this many steps", minimum=1)
     lpips_weight: float = option(1.0, "weight of LPIPS beside L1 in the reconstruction loss", minimum=0, flag=False)
     disc_lr: float = option(2e-4, "the discriminator's Adam learning rate", above=0, flag=False)
     ema: float = option(0.999, "decay of the moving average of the weights that the checkpoint holds", minimum=0, flag=False)
-    holdout: float = option(0.2, "fraction of each class held out of training (for sample grids and evaluation)",
-                            above=0, flag=False)
 
     def __post_init__(self):
         check_fields(self)
@@ -96,9 +94,8 @@ class TrainOptions:
             self.minutes = DEFAULT_MINUTES
         if self.adversarial_start > 1:
             raise OptionError("adversarial_start", f"{{option}} is a fraction of the budget, from 0 to 1; got {self.adversarial_start}")
-        for name in ("holdout", "ema"):
-            if getattr(self, name) >= 1:
-                raise OptionError(name, f"{{option}} is a fraction below 1; got {getattr(self, name)}")
+        if self.ema >= 1:
+            raise OptionError("ema", f"{{option}} is a fraction below 1; got {self.ema}")
         if self.model == "autoencoder":
             check_code_grid(self.latent_dim, self.code_grid)
 
@@ -153,7 +150,8 @@ def _same_class_partners(y: torch.Tensor, generator: torch.Generator) -> torch.T
 
 
 class GeneratorTrainer:
-    """Trains one generator into `run_dir`. `fit(dataset)` builds the models (or continues from what
+    """Trains one generator into `run_dir` on the train part of `split` (the images no student is
+    scored on may never shape a teaching image). `fit(dataset)` builds the models (or continues from what
     `load_resume` read), trains until the budget is spent and writes the run's artifacts. What it
     learns lives in attributes ending in _: model_, ema_ (the averaged generator the checkpoint
     holds), disc_ and opt_d_ (where a term uses a discriminator), opt_, rng_ (the batches' random
@@ -161,18 +159,20 @@ class GeneratorTrainer:
 
     STATEFUL = ("model", "ema", "disc", "opt", "opt_d")  # resume.pt's entries (attributes model_, ...), besides rng, step, elapsed
 
-    def __init__(self, options: TrainOptions, run_dir: str | Path, device: str = "auto", precision: str = "auto"):
-        self.options, self.run_dir = options, Path(run_dir)
+    def __init__(self, options: TrainOptions, run_dir: str | Path, device: str = "auto", precision: str = "auto",
+                 split: Split = Split()):
+        self.options, self.run_dir, self.split = options, Path(run_dir), split
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.dataset_ = None
         self.step_, self.elapsed_, self.checkpoint_ = 0, 0.0, None
 
     def setup(self, dataset: ImageDataset) -> "GeneratorTrainer":
-        """Build the models, optimisers and held-out split for `dataset`, from the options' seed (fit calls it)."""
+        """Build the models, optimisers and train/test parts for `dataset`, from the options' seed (fit calls it)."""
         check_options(dataset, self.options)
         o, device = self.options, self.device
-        self.train_index_, self.held_index_ = stratified_holdout(dataset.labels, o.holdout, o.seed)
+        parts = split_dataset(dataset, self.split)
+        self.train_index_, self.held_index_, self.trained_on_ = parts.train_index, parts.test_index, parts.train.record()
         init = torch.Generator().manual_seed(o.seed)
         with torch.random.fork_rng(devices=[]):  # constructing modules draws from the global state: leave it as it was
             self.model_ = seeded_init(build_model(o, dataset), init).to(device)
@@ -278,7 +278,7 @@ class GeneratorTrainer:
     def save_checkpoint(self, command: str = "") -> Path:
         """The checkpoint folder and resume.pt, each written atomically."""
         dataset = self.dataset_
-        extra = {"dataset": dataset.record(), "held_out_ids": [dataset.ids[i] for i in self.held_index_], "step": self.step_,
+        extra = {"dataset": self.trained_on_, "held_out_ids": [dataset.ids[i] for i in self.held_index_], "step": self.step_,
                  "train_seconds": round(self.elapsed_, 1), "device": self.device_name(), "precision": self.precision,
                  "options": asdict(self.options), "command": command or ""}
         self.checkpoint_ = save_generator(self.fitted_ema(), self.run_dir / "checkpoint", extra)
@@ -350,17 +350,19 @@ class GeneratorTrainer:
 
 
 def train_generator(dataset: ImageDataset, options: TrainOptions | None = None, out: str | Path = "runs", *,
-                    device: str = "auto", precision: str = "auto", command: str = "") -> GeneratorTrainer:
-    """Train a generator into a new numbered run folder under `out` (options.json written first,
-    after every check has passed); returns the fitted trainer (`checkpoint_`: the checkpoint)."""
+                    split: Split = Split(), device: str = "auto", precision: str = "auto", command: str = "") -> GeneratorTrainer:
+    """Train a generator on the train part of `split` into a new numbered run folder under `out`
+    (options.json written first, after every check has passed); returns the fitted trainer
+    (`checkpoint_`: the checkpoint)."""
     from ..runs import new_run_dir
 
     options = options or TrainOptions()
     resolve_precision(precision, resolve_device(device))
     check_options(dataset, options)
+    split.indices(dataset.labels, dataset.groups, dataset.class_names)  # a split that empties a class fails here
     run_dir = new_run_dir(out, f"generator-{dataset.name}-{dataset.image_size}px",
-                          {"dataset": dataset.spec, "train": asdict(options), "command": command})
-    return GeneratorTrainer(options, run_dir, device, precision).fit(dataset, command)
+                          {"dataset": dataset.spec, "split": split.record(), "train": asdict(options), "command": command})
+    return GeneratorTrainer(options, run_dir, device, precision, split).fit(dataset, command)
 
 
 def resume_generator(run_dir: str | Path, dataset: ImageDataset, *, minutes: float | None = None, steps: int | None = None,
@@ -374,7 +376,8 @@ def resume_generator(run_dir: str | Path, dataset: ImageDataset, *, minutes: flo
     recorded = json.loads((run_dir / "options.json").read_text())
     budget = {k: v for k, v in (("minutes", minutes), ("steps", steps)) if v is not None}
     options = TrainOptions.recorded({**recorded["train"], **budget})
-    trainer = GeneratorTrainer(options, run_dir, device, precision).setup(dataset).load_resume()
+    split = Split.from_record(recorded.get("split")) if "split" in recorded else Split()  # runs before splits: the default
+    trainer = GeneratorTrainer(options, run_dir, device, precision, split).setup(dataset).load_resume()
     history = " && ".join(c for c in (recorded.get("command"), command) if c)  # the whole history that made it
     write_json(run_dir / "options.json", {**recorded, "train": asdict(options), "command": history})
     return trainer.fit(dataset, history)

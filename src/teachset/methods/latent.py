@@ -32,6 +32,13 @@ def check_generator_fits(generator: Generator, data: TeachingData) -> None:
             "or use a generator trained at this size")
     if generator.num_classes != dataset.num_classes:
         raise TeachsetError(f"the generator knows {generator.num_classes} classes, the dataset has {dataset.num_classes}")
+    trained_on, teaching = getattr(generator, "meta", {}).get("dataset") or {}, dataset.record()
+    if trained_on.get("fingerprint") == teaching["fingerprint"] and trained_on.get("split") and teaching.get("split"):
+        keys = ("protocol", "test_fraction", "split_seed")
+        if any(trained_on["split"].get(k) != teaching["split"].get(k) for k in keys):
+            raise TeachsetError("the generator was trained on another train split of this dataset, so it has seen some of the "
+                                f"test images ({ {k: trained_on['split'].get(k) for k in keys} }); teach with the split it "
+                                "was trained on, or train a generator on this one")
 
 
 def initial_codes(generator: Generator, labels: torch.Tensor, seed: int, start: TeachingSet | None = None,

@@ -189,7 +189,7 @@ def read_consent(path: str | Path | None) -> str | None:
     return consent
 
 
-def test_split(sets: dict[str, "TeachingSet"]) -> Split:
+def test_split(sets: dict) -> Split:
     """The split whose test part the study's test images come from: the one every condition's teaching
     set was made with (sets without one, made under the paper's protocol, leave every image eligible)."""
     splits = {json.dumps(Split.from_record(ts.dataset.get("split")).record(), sort_keys=True) for ts in sets.values()}
