@@ -118,3 +118,17 @@ def test_a_generator_that_saw_the_test_images_is_refused(setup, tmp_path):
     same = save_generator(Autoencoder(image_size=32, latent_dim=8, width=8, num_classes=2), tmp_path / "same",
                           extra={"dataset": train.dataset.record()})
     assert len(make_method("latent", generator=load_generator(same), epochs=1).make(train, per_class=1)) == 2
+
+
+def test_an_ensemble_teacher_teaches_both_students_in_several_feature_spaces(setup):
+    from teachset.evaluate import taught_students
+
+    data, generator = setup
+    method = make_method("latent", generator=generator, student="lc+nn", extractors=["alexnet"], views=1, epochs=12,
+                         lr=0.2, l2=0.01)
+    ts = method.make(data, per_class=2)
+    assert ts.curve[-1]["outer_loss"] < ts.curve[0]["outer_loss"]
+    assert taught_students(ts) == {(s, e) for s in ("lc", "nn") for e in ("pixels", "alexnet")}
+    assert ts.params["extractors"] == ["alexnet"] and ts.params["views"] == 1
+    with pytest.raises(OptionError, match="'student' must be one of"):
+        make_method("latent", student="svm")

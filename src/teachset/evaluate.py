@@ -53,10 +53,11 @@ def held_out_index(teaching_set: TeachingSet, dataset: ImageDataset) -> np.ndarr
 def taught_students(teaching_set: TeachingSet) -> set[tuple[str, str]]:
     """The (student, extractor) pairs a teacher optimised the set against: the teacher's own students,
     whose scores flatter it. Empty for selected sets."""
-    student, extractor = teaching_set.params.get("student"), teaching_set.params.get("extractor")
+    params = teaching_set.params
+    student = params.get("student")
     if not isinstance(student, str) or teaching_set.method.endswith("-snapped"):
         return set()
-    return {(s, extractor) for s in student.split("+")}
+    return {(s, e) for s in student.split("+") for e in (params.get("extractor"), *params.get("extractors", []))}
 
 
 @dataclass
@@ -101,15 +102,16 @@ class Evaluator:
 
 
 def evaluation_parts(dataset: ImageDataset, split: Split, extractor: str = defaults.EXTRACTOR, input_size: int | None = None,
-                     transfer: tuple[str, ...] = defaults.TRANSFER_EXTRACTORS, progress: bool = True):
+                     transfer: tuple[str, ...] = defaults.TRANSFER_EXTRACTORS, progress: bool = True,
+                     realism_extractor: str = defaults.REALISM_EXTRACTOR):
     """(the train part methods may see, an Evaluator on the test part, the Realism of teaching images):
     everything an experiment needs from one dataset and one split."""
     from .realism import Realism
 
     train, test = TeachingData.load(dataset, extractor, input_size, progress).split(split)
     others = {name: TeachingData.load(dataset, name, defaults.TRANSFER_INPUT_SIZE, progress).split(split) for name in transfer}
-    realism_space = others.get(defaults.REALISM_EXTRACTOR) or \
-        TeachingData.load(dataset, defaults.REALISM_EXTRACTOR, defaults.TRANSFER_INPUT_SIZE, progress).split(split)
+    realism_space = others.get(realism_extractor) or \
+        TeachingData.load(dataset, realism_extractor, defaults.TRANSFER_INPUT_SIZE, progress).split(split)
     return train, Evaluator(test, [parts[1] for parts in others.values()]), Realism(*realism_space)
 
 

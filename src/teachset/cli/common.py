@@ -97,7 +97,7 @@ def add_options(p: argparse.ArgumentParser, cls, names: list[str] | None = None,
         kwargs = {"type": kind, "default": default, "choices": f.metadata.get("choices")}
         if typing.get_origin(kind) is tuple:
             kwargs |= {"type": typing.get_args(kind)[0], "nargs": "+", "default": list(default)}
-        shown = "" if default is None or f.metadata.get("choices") else f" (default {' '.join(map(str, default)) if isinstance(default, tuple) else default})"
+        shown = "" if default in (None, ()) or f.metadata.get("choices") else f" (default {' '.join(map(str, default)) if isinstance(default, tuple) else default})"
         p.add_argument(flag(f.name), help=text + shown, **kwargs)
 
 

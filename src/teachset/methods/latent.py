@@ -20,7 +20,7 @@ from ..generators import Generator, load_generator
 from ..options import option
 from ..teaching_set import TeachingSet
 from .base import Method, TeachingData, register
-from .teacher import Teacher, TeacherOptions, balanced_labels, load_start
+from .teacher import Teacher, TeacherOptions, balanced_labels, load_start, teaching_spaces
 
 
 def check_generator_fits(generator: Generator, data: TeachingData) -> None:
@@ -96,8 +96,9 @@ class LatentTeacher(TeacherOptions, Method):
             return total
         if self.truncation:
             project = lambda z: generator.truncate(z, labels, self.truncation)  # noqa: E731
-        teacher = Teacher(self, lambda z: generator.generate(z, labels), labels, data.network, penalty, project, seed)
-        teacher.fit(z0, data.features, data.dataset.labels, progress)
+        networks, features = teaching_spaces(self, data)
+        teacher = Teacher(self, lambda z: generator.generate(z, labels), labels, networks, penalty, project, seed)
+        teacher.fit(z0, features, data.dataset.labels, progress)
         params = self.record(data, int(np.bincount(labels.numpy()).max()))
         return TeachingSet.generated(teacher.images(), labels, data.dataset.class_names, data.dataset.record(),
                                      f"latent-{self.student}", params, seed, latents=teacher.params_, curve=teacher.curve_)

@@ -12,7 +12,7 @@ import torch
 from ..options import option
 from ..teaching_set import TeachingSet
 from .base import Method, TeachingData, register
-from .teacher import Teacher, TeacherOptions, balanced_labels, load_start
+from .teacher import Teacher, TeacherOptions, balanced_labels, load_start, teaching_spaces
 
 
 @register
@@ -37,7 +37,8 @@ class PixelTeacher(TeacherOptions, Method):
                                     for c in range(dataset.num_classes)])
             images = dataset.tensor(index)
         logits = torch.logit(images.clamp(0.02, 0.98))
-        teacher = Teacher(self, torch.sigmoid, labels, data.network, seed=seed).fit(logits, data.features, dataset.labels, progress)
+        networks, features = teaching_spaces(self, data)
+        teacher = Teacher(self, torch.sigmoid, labels, networks, seed=seed).fit(logits, features, dataset.labels, progress)
         params = self.record(data, int(np.bincount(labels.numpy()).max()))
         return TeachingSet.generated(teacher.images(), labels, dataset.class_names, dataset.record(), f"pixels-{self.student}",
                                      params, seed, curve=teacher.curve_)

@@ -65,6 +65,8 @@ class TeacherOptions:
     diversity_weight: float = option(0.0, "penalty on the similarity between one class's teaching examples", minimum=0)
     anchor_weight: float = option(0.0, "latent: weight of the codes' whitened squared distance to where they started "
                                   "(a trust region around realistic codes)", minimum=0)
+    extractors: tuple[str, ...] = option((), "also teach the students in these extractors' feature spaces (the loss is "
+                                         "averaged over them), so that the set cannot win by exploiting one network")
     views: int = option(0, "differentiable random shifts and brightness changes of the teaching images, this many per "
                         "epoch, that the students must also learn from (0: the images as they are)", minimum=0)
 
@@ -82,75 +84,98 @@ def diversity_penalty(features: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return sim[same].mean() if same.any() else sim.new_zeros(())
 
 
-class Teacher:
-    """Optimises teaching parameters so that render(params) teaches the student a dataset.
+class _Space:
+    """One feature space the students are taught in: a frozen network, the dataset's features in it,
+    and the LC student's last optimum there (where the next Newton solve starts)."""
 
-    Options and the problem in the constructor; `fit(params, data_features, data_labels)` runs the
-    teacher epochs from `params` and returns self. Learned: `params_` (the final parameters),
-    `curve_` (outer loss and proxy accuracy per epoch), `theta_` (the LC student's last optimum)."""
+    def __init__(self, network: FrozenExtractor, features: np.ndarray, labels: torch.Tensor, num_classes: int, seed: int):
+        self.network = network
+        self.data = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+        self.data_aug = augment(self.data)
+        self.class_sums = F.one_hot(labels, num_classes).float().T @ self.data_aug
+        W0, b0 = init_linear(self.data.shape[1], num_classes, seed)
+        self.theta0 = self.theta = torch.cat([W0, b0[:, None]], dim=1)
+
+
+class Teacher:
+    """Optimises teaching parameters so that render(params) teaches the students a dataset.
+
+    Options and the problem in the constructor: the renderer, the teaching labels, and one frozen
+    extractor or several (the students are then taught in each of their feature spaces, and the loss
+    averaged). `fit(params, data_features, data_labels)` runs the teacher epochs from `params` (one
+    feature array per extractor) and returns self. Learned: `params_` (the final parameters), `curve_`
+    (outer loss and proxy accuracy per epoch), `theta_` (the LC student's last optimum, first space)."""
 
     def __init__(self, options: TeacherOptions, render: Callable[[torch.Tensor], torch.Tensor], labels: torch.Tensor,
-                 extractor: FrozenExtractor, penalty: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 extractor: FrozenExtractor | list[FrozenExtractor], penalty: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  project: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0):
-        self.options, self.render, self.labels, self.extractor = options, render, labels, extractor
+        self.options, self.render, self.labels = options, render, labels
+        self.extractors = extractor if isinstance(extractor, list) else [extractor]
         self.penalty, self.project, self.seed = penalty, project, seed
 
-    def reset(self, params: torch.Tensor, data_features: np.ndarray, data_labels: np.ndarray) -> "Teacher":
-        """Start again from `params` against a dataset's features and labels (what `fit` does first; then `step`)."""
+    def reset(self, params: torch.Tensor, data_features: np.ndarray | list[np.ndarray], data_labels: np.ndarray) -> "Teacher":
+        """Start again from `params` against a dataset's features (one array per extractor) and labels
+        (what `fit` does first; then `step`)."""
+        features = data_features if isinstance(data_features, list) else [data_features]
         self.params_ = params.detach().clone().requires_grad_(True)
         self.num_classes_ = int(max(data_labels.max(), self.labels.max())) + 1
-        self.data = torch.from_numpy(np.ascontiguousarray(data_features, dtype=np.float32))
-        self.data_aug = augment(self.data)
         self.data_labels = torch.from_numpy(np.asarray(data_labels, dtype=np.int64))
-        self.class_sums = F.one_hot(self.data_labels, self.num_classes_).float().T @ self.data_aug
+        self.spaces_ = [_Space(net, f, self.data_labels, self.num_classes_, self.seed) for net, f in zip(self.extractors, features)]
         self.optimizer = torch.optim.Adam([self.params_], lr=self.options.lr)
         self.rng = torch.Generator().manual_seed(self.seed)
-        W0, b0 = init_linear(self.data.shape[1], self.num_classes_, self.seed)
-        self.theta0_ = torch.cat([W0, b0[:, None]], dim=1)
-        self.theta_ = self.theta0_  # the last optimum: where the next Newton solve starts
         self.epoch_, self.curve_ = 0, []
         return self
 
-    def _student_init(self) -> torch.Tensor:
+    @property
+    def theta_(self) -> torch.Tensor:
+        return self.spaces_[0].theta
+
+    @property
+    def theta0_(self) -> torch.Tensor:
+        return self.spaces_[0].theta0
+
+    def _student_init(self, space: _Space) -> torch.Tensor:
         if self.options.student_init == "reset":
-            return self.theta0_
-        W0, b0 = init_linear(self.data.shape[1], self.num_classes_, int(torch.randint(2**31, (1,), generator=self.rng)))
+            return space.theta0
+        W0, b0 = init_linear(space.data.shape[1], self.num_classes_, int(torch.randint(2**31, (1,), generator=self.rng)))
         return torch.cat([W0, b0[:, None]], dim=1)
 
     def loss(self) -> tuple[torch.Tensor, float, float]:
         """(the scalar to backpropagate, the students' loss on the dataset, their accuracy on the dataset),
-        averaged over the students taught and, with views, over augmented copies of the images."""
+        averaged over the students taught, the feature spaces and, with views, augmented copies of the images."""
         o = self.options
-        images = self.render(self.params_)
-        labels = self.labels
+        images, labels = self.render(self.params_), self.labels
         if o.views:
             images = torch.cat([images, *(diff_augment(images, self.rng) for _ in range(o.views))])
             labels = labels.repeat(o.views + 1)
-        features = self.extractor(images)
-        extra = o.diversity_weight * diversity_penalty(features, labels) if o.diversity_weight else 0.0
+        parts, extra = [], 0.0
+        for space in self.spaces_:
+            features = space.network(images)
+            if o.diversity_weight:
+                extra = extra + o.diversity_weight * diversity_penalty(features, labels) / len(self.spaces_)
+            parts += [self._student_loss(s, space, features, labels) for s in o.student.split("+")]
         if self.penalty is not None:
             extra = extra + self.penalty(self.params_)
-        students = o.student.split("+")
-        parts = [self._student_loss(s, features, labels) for s in students]
         total = sum(p[0] for p in parts) / len(parts)
         return total + extra, sum(p[1] for p in parts) / len(parts), sum(p[2] for p in parts) / len(parts)
 
-    def _student_loss(self, student: str, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+    def _student_loss(self, student: str, space: _Space, features: torch.Tensor,
+                      labels: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         o = self.options
         if student == "nn":
-            scores = class_scores(self.data, features, labels, self.num_classes_, similarity=o.similarity,
+            scores = class_scores(space.data, features, labels, self.num_classes_, similarity=o.similarity,
                                   temperature=o.temperature, rule=o.rule)
             outer = F.cross_entropy(scores, self.data_labels)
             return outer, float(outer.detach()), float((scores.argmax(1) == self.data_labels).float().mean())
         phi = augment(features.double())
         if o.hypergradient == "unrolled":
-            theta = unrolled_theta(phi, labels, self._student_init(), o.l2, o.student_epochs, o.unrolled_lr)
-            logits = self.data_aug @ theta.T.float()
+            theta = unrolled_theta(phi, labels, self._student_init(space), o.l2, o.student_epochs, o.unrolled_lr)
+            logits = space.data_aug @ theta.T.float()
             outer = F.cross_entropy(logits, self.data_labels)
             return outer, float(outer.detach()), float((logits.argmax(1) == self.data_labels).float().mean())
         with torch.no_grad():
-            theta = self.theta_ = newton(phi.detach(), labels, self.theta_, o.l2, max_iter=o.student_epochs)
-            outer, g, predictions = outer_loss_and_grad(theta.float(), self.data_aug, self.data_labels, self.class_sums)
+            theta = space.theta = newton(phi.detach(), labels, space.theta, o.l2, max_iter=o.student_epochs)
+            outer, g, predictions = outer_loss_and_grad(theta.float(), space.data_aug, self.data_labels, space.class_sums)
         surrogate = implicit_surrogate(phi, labels, theta, g.double(), o.l2, o.solver)
         return surrogate, float(outer), float((predictions == self.data_labels).float().mean())
 
@@ -182,6 +207,14 @@ class Teacher:
     @torch.no_grad()
     def images(self) -> torch.Tensor:
         return self.render(self.params_)
+
+
+def teaching_spaces(options: TeacherOptions, data: TeachingData) -> tuple[list[FrozenExtractor], list[np.ndarray]]:
+    """The frozen networks a teacher teaches through and the data's features in each: the data's own
+    extractor, then `options.extractors` (at the same input size)."""
+    others = [TeachingData.load(data.dataset, name, data.input_size, progress=False) for name in options.extractors
+              if name != data.extractor]
+    return [data.network, *(o.network for o in others)], [data.features, *(o.features for o in others)]
 
 
 def balanced_labels(num_classes: int, per_class: int) -> torch.Tensor:
