@@ -132,3 +132,15 @@ def test_an_ensemble_teacher_teaches_both_students_in_several_feature_spaces(set
     assert ts.params["extractors"] == ["alexnet"] and ts.params["views"] == 1
     with pytest.raises(OptionError, match="'student' must be one of"):
         make_method("latent", student="svm")
+
+
+def test_the_teacher_can_start_from_the_real_images_a_selection_method_picks(setup):
+    data, generator = setup
+    from teachset.generators.invert import invert
+
+    herding = make_method("herding").make(data, per_class=2)
+    ts = make_method("latent", generator=generator, start="herding", epochs=1, lr=1e-9).make(data, per_class=2)
+    inverted, _ = invert(generator, herding.tensor(), torch.from_numpy(herding.labels))
+    np.testing.assert_allclose(ts.latents, inverted.numpy(), atol=1e-5)  # one tiny step from the inverted herding codes
+    with pytest.raises(OptionError, match="'start' must be prior or a selection method"):
+        make_method("latent", start="latent")

@@ -19,7 +19,7 @@ from ..errors import OptionError, TeachsetError
 from ..generators import Generator, load_generator
 from ..options import option
 from ..teaching_set import TeachingSet
-from .base import Method, TeachingData, register
+from .base import Method, TeachingData, make_method, method_names, register
 from .teacher import Teacher, TeacherOptions, balanced_labels, load_start, teaching_spaces
 
 
@@ -62,8 +62,16 @@ class LatentTeacher(TeacherOptions, Method):
     kind = "generated"
     generator: str | Generator = option("", "a generator checkpoint folder, a bundled one (teachset:elpv-64) or a "
                                             "TorchScript file", flag=False)
+    start: str = option("prior", "where the codes start: samples of the generator's class prior, or the real images "
+                        "a selection method picks (e.g. herding), inverted")
     init: str | None = option(None, "start from this teaching set (its latent codes, or its images inverted) "
-                                    "instead of prior samples", flag=False)
+                                    "instead", flag=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.start != "prior" and self.start not in method_names("selection"):
+            raise OptionError("start", f"{{option}} must be prior or a selection method ({', '.join(method_names('selection'))}); "
+                                       f"got {self.start!r}")
 
     def load_generator(self) -> Generator:
         if isinstance(self.generator, Generator):
@@ -77,6 +85,8 @@ class LatentTeacher(TeacherOptions, Method):
         generator = self.load_generator().freeze()  # gradients flow to the codes only
         check_generator_fits(generator, data)
         start = load_start(self.init, data)
+        if start is None and self.start != "prior":
+            start = make_method(self.start).make(data, per_class, seed)
         if start is None:
             data.dataset.check_per_class(per_class)
             labels = balanced_labels(data.dataset.num_classes, per_class)
