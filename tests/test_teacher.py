@@ -17,6 +17,9 @@ from teachset.methods.teacher import Teacher, TeacherOptions
 from teachset.seeded import seeded_init
 
 
+PAPER = {"extractors": [], "views": 0, "anchor_weight": 0.0, "start": "prior"}  # one proxy, the mechanics alone
+
+
 @pytest.fixture(scope="module")
 def setup():
     dataset = load_dataset("digits", image_size=32)
@@ -33,7 +36,7 @@ def test_latent_teacher_lowers_the_students_loss_and_keeps_g_frozen(setup, stude
     data, generator = setup
     before = {k: v.clone() for k, v in generator.state_dict().items()}
     method = make_method("latent", generator=generator, student=student, epochs=25, lr=0.2, hypergradient=hypergradient,
-                         l2=0.01, unrolled_lr=0.01)
+                         l2=0.01, unrolled_lr=0.01, **PAPER)
     ts = method.make(data, per_class=2)
     curve = ts.curve
     assert curve[-1]["outer_loss"] < curve[0]["outer_loss"] and len(curve) == 25
@@ -52,7 +55,7 @@ def test_warm_started_newton_reaches_the_same_student_as_a_reset_one(setup):
     data, generator = setup
     labels = torch.tensor([0, 0, 1, 1])
     z = generator.sample_latents(labels, torch.Generator().manual_seed(0))
-    teacher = Teacher(TeacherOptions(epochs=5, lr=0.2, l2=0.01), lambda q: generator.generate(q, labels), labels,
+    teacher = Teacher(TeacherOptions(student="lc", epochs=5, lr=0.2, l2=0.01, views=0, extractors=()), lambda q: generator.generate(q, labels), labels,
                       build_extractor("pixels")).fit(z, data.features, data.dataset.labels)
     with torch.no_grad():
         phi = augment(build_extractor("pixels")(generator.generate(teacher.params_, labels)).double())
@@ -64,7 +67,7 @@ def test_warm_started_newton_reaches_the_same_student_as_a_reset_one(setup):
 
 def test_pixel_teacher_and_snap_to_real(setup):
     data, _ = setup
-    ts = make_method("pixels", student="lc", epochs=10, lr=0.1, l2=0.01).make(data, per_class=2)
+    ts = make_method("pixels", student="lc", epochs=10, lr=0.1, l2=0.01, views=0, extractors=[]).make(data, per_class=2)
     assert ts.curve[-1]["outer_loss"] < ts.curve[0]["outer_loss"] and ts.method == "pixels-lc"
     snapped = snap_to_real(ts, data)
     assert snapped.method == "pixels-lc-snapped" and len(set(snapped.source_ids)) == 4
@@ -75,7 +78,7 @@ def test_pixel_teacher_and_snap_to_real(setup):
 def test_teacher_starts_from_a_selected_set_by_inverting_it(setup, tmp_path):
     data, generator = setup
     start = make_method("kcenters").make(data, per_class=2).save(tmp_path / "start")
-    ts = make_method("latent", generator=generator, student="nn", epochs=2, init=str(start)).make(data, per_class=2)
+    ts = make_method("latent", generator=generator, student="nn", epochs=2, init=str(start), **PAPER).make(data, per_class=2)
     assert np.array_equal(ts.labels, [0, 0, 1, 1]) and ts.params["init"] == str(start)
 
 
@@ -139,7 +142,7 @@ def test_the_teacher_can_start_from_the_real_images_a_selection_method_picks(set
     from teachset.generators.invert import invert
 
     herding = make_method("herding").make(data, per_class=2)
-    ts = make_method("latent", generator=generator, start="herding", epochs=1, lr=1e-9).make(data, per_class=2)
+    ts = make_method("latent", generator=generator, start="herding", epochs=1, lr=1e-9, extractors=[], views=0).make(data, per_class=2)
     inverted, _ = invert(generator, herding.tensor(), torch.from_numpy(herding.labels))
     np.testing.assert_allclose(ts.latents, inverted.numpy(), atol=1e-5)  # one tiny step from the inverted herding codes
     with pytest.raises(OptionError, match="'start' must be prior or a selection method"):

@@ -25,7 +25,15 @@ PROTOCOL = "heldout"  # or "paper": the paper's in-sample protocol (scored on ev
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0  # one split for every method and seed of a run
 
-# Students and realism in extractors no teacher uses: does what a set teaches transfer, and does it look real?
-TRANSFER_EXTRACTORS = ("alexnet",)
-TRANSFER_INPUT_SIZE = 128  # the transfer and realism extractors see images resized to this size
-REALISM_EXTRACTOR = "alexnet"
+# The teacher's default ensemble: its students are taught in these extractors' spaces besides EXTRACTOR.
+TEACHER_EXTRACTORS = ("alexnet",)
+# Students and realism in an extractor no teacher uses: does what a set teaches transfer, and does it look real?
+TRANSFER_EXTRACTORS = ("vgg16",)
+REALISM_EXTRACTOR = "vgg16"
+NETWORK_MIN_SIZE = 64  # the second networks (ensemble, transfer, realism) see small images enlarged to this size
+
+
+def network_input_size(extractor: str, image_size: int) -> int | None:
+    """The input size a second network sees images of `image_size` at: enlarged to NETWORK_MIN_SIZE where
+    smaller, else as they are (None); pixels are always the images themselves."""
+    return NETWORK_MIN_SIZE if extractor != "pixels" and image_size < NETWORK_MIN_SIZE else None

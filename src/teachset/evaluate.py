@@ -109,9 +109,11 @@ def evaluation_parts(dataset: ImageDataset, split: Split, extractor: str = defau
     from .realism import Realism
 
     train, test = TeachingData.load(dataset, extractor, input_size, progress).split(split)
-    others = {name: TeachingData.load(dataset, name, defaults.TRANSFER_INPUT_SIZE, progress).split(split) for name in transfer}
-    realism_space = others.get(realism_extractor) or \
-        TeachingData.load(dataset, realism_extractor, defaults.TRANSFER_INPUT_SIZE, progress).split(split)
+    def load(name: str) -> tuple[TeachingData, TeachingData]:
+        return TeachingData.load(dataset, name, defaults.network_input_size(name, dataset.image_size), progress).split(split)
+
+    others = {name: load(name) for name in transfer}
+    realism_space = others.get(realism_extractor) or load(realism_extractor)
     return train, Evaluator(test, [parts[1] for parts in others.values()]), Realism(*realism_space)
 
 

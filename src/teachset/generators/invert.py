@@ -43,13 +43,13 @@ def _initial_codes(generator: Generator, images: torch.Tensor, labels: torch.Ten
 
 
 def invert(generator: Generator, images: torch.Tensor, labels: torch.Tensor, steps: int = 200, lr: float = 0.03,
-           l1_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
-    """(codes (n, latent_dim), {"encoder": errors, "refined": errors})."""
+           l1_weight: float = 1.0, measure: bool = True) -> tuple[torch.Tensor, dict]:
+    """(codes (n, latent_dim), {"encoder": errors, "refined": errors}); measure=False skips the errors."""
     generator.freeze()
     lpips = LPIPS("alexnet")
-    nets = {"alexnet": lpips, "vgg16": LPIPS("vgg16"), "features": build_extractor("mobilenet_v2")}
+    nets = {"alexnet": lpips, "vgg16": LPIPS("vgg16"), "features": build_extractor()} if measure else {}
     z0 = _initial_codes(generator, images, labels, lpips)
-    before = reconstruction_errors(generator.generate(z0, labels).detach(), images, nets)
+    before = reconstruction_errors(generator.generate(z0, labels).detach(), images, nets) if measure else {}
     z = z0.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
     for _ in range(steps):
@@ -59,7 +59,7 @@ def invert(generator: Generator, images: torch.Tensor, labels: torch.Tensor, ste
         loss.backward()
         opt.step()
     z = z.detach()
-    after = reconstruction_errors(generator.generate(z, labels), images, nets)
+    after = reconstruction_errors(generator.generate(z, labels), images, nets) if measure else {}
     return z, {"encoder": before, "refined": after, "steps": steps, "n": len(images)}
 
 

@@ -50,7 +50,7 @@ def initial_codes(generator: Generator, labels: torch.Tensor, seed: int, start: 
         return torch.from_numpy(start.latents)
     from ..generators.invert import invert
 
-    z, _ = invert(generator, start.tensor(), labels, steps=invert_steps)
+    z, _ = invert(generator, start.tensor(), labels, steps=invert_steps, measure=False)
     return z
 
 
@@ -62,7 +62,7 @@ class LatentTeacher(TeacherOptions, Method):
     kind = "generated"
     generator: str | Generator = option("", "a generator checkpoint folder, a bundled one (teachset:elpv-64) or a "
                                             "TorchScript file", flag=False)
-    start: str = option("prior", "where the codes start: samples of the generator's class prior, or the real images "
+    start: str = option("herding", "where the codes start: samples of the generator's class prior, or the real images "
                         "a selection method picks (e.g. herding), inverted")
     init: str | None = option(None, "start from this teaching set (its latent codes, or its images inverted) "
                                     "instead", flag=False)

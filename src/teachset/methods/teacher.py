@@ -43,9 +43,9 @@ from ..teaching_set import TeachingSet
 class TeacherOptions:
     """How the teacher optimises; the student's own options default to the evaluation's students."""
 
-    student: str = option("lc", "the proxy student taught: lc (linear, eq. 3), nn (prototypes, eq. 4), or lc+nn (their "
+    student: str = option("lc+nn", "the proxy students taught: lc (linear, eq. 3), nn (prototypes, eq. 4), or lc+nn (their "
                           "mean loss: a set that cannot win by exploiting one of them)", choices=("lc", "nn", "lc+nn"))
-    epochs: int = option(1000, "teacher epochs", minimum=1)
+    epochs: int = option(200, "teacher epochs (the paper: 1000)", minimum=1)
     lr: float = option(0.05, "Adam step on the teaching parameters (codes or pixel logits)", above=0)
     student_epochs: int = option(defaults.LC_EPOCHS, "LC: at most this many Newton epochs (or unrolled gradient steps)", minimum=1)
     l2: float = option(defaults.LC_L2, "LC: the student's L2 penalty (as the evaluation's LC)", minimum=0)
@@ -63,11 +63,11 @@ class TeacherOptions:
     truncation: float | None = option(None, "latent: keep codes within this radius of the class prior (whitened, per "
                                       "sqrt of the latent size)", above=0)
     diversity_weight: float = option(0.0, "penalty on the similarity between one class's teaching examples", minimum=0)
-    anchor_weight: float = option(0.0, "latent: weight of the codes' whitened squared distance to where they started "
+    anchor_weight: float = option(10.0, "latent: weight of the codes' whitened squared distance to where they started "
                                   "(a trust region around realistic codes)", minimum=0)
-    extractors: tuple[str, ...] = option((), "also teach the students in these extractors' feature spaces (the loss is "
+    extractors: tuple[str, ...] = option(defaults.TEACHER_EXTRACTORS, "also teach the students in these extractors' feature spaces (the loss is "
                                          "averaged over them), so that the set cannot win by exploiting one network")
-    views: int = option(0, "differentiable random shifts and brightness changes of the teaching images, this many per "
+    views: int = option(2, "differentiable random shifts and brightness changes of the teaching images, this many per "
                         "epoch, that the students must also learn from (0: the images as they are)", minimum=0)
 
     def __post_init__(self):
@@ -212,8 +212,9 @@ class Teacher:
 def teaching_spaces(options: TeacherOptions, data: TeachingData) -> tuple[list[FrozenExtractor], list[np.ndarray]]:
     """The frozen networks a teacher teaches through and the data's features in each: the data's own
     extractor, then `options.extractors` (at the same input size)."""
-    others = [TeachingData.load(data.dataset, name, data.input_size, progress=False) for name in options.extractors
-              if name != data.extractor]
+    size = data.dataset.image_size
+    others = [TeachingData.load(data.dataset, name, defaults.network_input_size(name, size), progress=False)
+              for name in options.extractors if name != data.extractor]
     return [data.network, *(o.network for o in others)], [data.features, *(o.features for o in others)]
 
 

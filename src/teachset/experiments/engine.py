@@ -1,0 +1,137 @@
+"""Running a grid: its generators first (trained on each dataset's train split where asked, with
+their quality gates shown before any teaching), then every cell not yet in the store through an
+executor, each written to the store as it finishes; then the views: results.json, CSVs and an
+HTML report per (dataset, extractor, per-class count), read from the store."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .. import __version__
+from ..atomic import write_json
+from .cells import Task, run_cell
+from .executors import make_executor
+from .spec import DatasetSpec, Experiment
+from .store import Store
+
+GATES = {"kid": 0.05, "class_consistency_gap": 0.05, "diversity": 0.8}  # what a generator should reach before teaching
+
+
+def generator_gates(quality: dict) -> dict[str, tuple[float, bool]]:
+    """Each gate's value and whether it is met: KID below 0.05, class consistency within 0.05 of real
+    held-out images, within-class diversity at least 0.8 of real."""
+    samples, floor = quality["samples"], quality["floor"]
+    gap = floor["class_consistency"] - samples["class_consistency"]
+    return {"KID": (samples["kid"], samples["kid"] < GATES["kid"]),
+            "class consistency gap to real": (gap, gap <= GATES["class_consistency_gap"]),
+            "diversity vs real": (samples["diversity_vs_real"], samples["diversity_vs_real"] >= GATES["diversity"])}
+
+
+def prepare_generator(spec: DatasetSpec, experiment: Experiment, run_dir: Path, device: str = "auto") -> str | None:
+    """The generator checkpoint for a dataset: the one given, or one trained (or its training resumed)
+    on the dataset's train split in run_dir/generators/<label>, with its quality gates printed."""
+    if spec.generator != "train":
+        return spec.generator
+    from ..data import load_dataset
+    from ..generators.quality import evaluate_generator, format_quality
+    from ..generators.train import GeneratorTrainer, TrainOptions, resume_generator
+
+    folder = run_dir / "generators" / spec.label
+    checkpoint = folder / "checkpoint"
+    if (folder / "finished").is_file():
+        return str(checkpoint)
+    dataset = load_dataset(**spec.load_args())
+    print(f"training a generator on {spec.label}'s train split for {experiment.generator_minutes:g} minutes "
+          f"(resumable: run again with --resume)", file=sys.stderr)
+    if (folder / "resume.pt").is_file():
+        trainer = resume_generator(folder, dataset, device=device)
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        options = TrainOptions(minutes=experiment.generator_minutes)
+        write_json(folder / "options.json", {"dataset": dataset.spec, "split": experiment.split.record(),
+                                             "train": dataclasses.asdict(options), "command": ""})
+        trainer = GeneratorTrainer(options, folder, device, split=experiment.split).fit(dataset)
+    quality = evaluate_generator(trainer.ema_, dataset, out_dir=folder / "eval")
+    print(format_quality(quality), file=sys.stderr)
+    for name, (value, met) in generator_gates(quality).items():
+        print(f"  {name}: {value:.3f} {'met' if met else 'NOT met'}", file=sys.stderr)
+    write_json(folder / "finished", {"gates": {k: list(v) for k, v in generator_gates(quality).items()}})
+    return str(checkpoint)
+
+
+def run_grid(experiment: Experiment, run_dir: str | Path, *, workers: int = 1, executor: str = "pool",
+             ray_address: str | None = None, progress: bool = True) -> Store:
+    """Run every cell of `experiment` not yet in run_dir's store; returns the store (views written)."""
+    run_dir = Path(run_dir)
+    store = Store(run_dir)
+    try:
+        store.bind(experiment.canonical(), experiment.digest())
+        generators = {d.label: prepare_generator(d, experiment, run_dir) for d in experiment.datasets}
+        done = store.finished()
+        tasks = [Task(cell, dataclasses.replace(experiment.dataset(cell.dataset), generator=generators[cell.dataset]),
+                      experiment.method(cell.method), experiment.split, experiment.transfer, experiment.realism,
+                      experiment.students, str(run_dir),
+                      workers, progress and workers <= 1)
+                 for cell in experiment.cells() if cell.key not in done]
+        bar = tqdm(total=len(experiment.cells()), initial=len(experiment.cells()) - len(tasks), desc="teaching sets",
+                   unit="set", disable=not progress)
+        pool = make_executor(executor, workers, ray_address)
+        try:
+            for task, result in pool.map(run_cell, tasks):
+                store.add(task.cell, result)
+                bar.update()
+        finally:
+            pool.close()
+            bar.close()
+        write_views(experiment, store, run_dir)
+        return store
+    except BaseException:
+        store.close()
+        raise
+
+
+def groups(experiment: Experiment) -> list[tuple[str, str, int]]:
+    return [(d.label, e, k) for d in experiment.datasets for e in experiment.extractors for k in experiment.per_class]
+
+
+def group_folder(experiment: Experiment, run_dir: Path, group: tuple[str, str, int]) -> Path:
+    """The run folder itself for a grid of one group, else run_dir/reports/<dataset>-<extractor>-<k>pc."""
+    return run_dir if len(groups(experiment)) == 1 else run_dir / "reports" / f"{group[0]}-{group[1]}-{group[2]}pc"
+
+
+def write_views(experiment: Experiment, store: Store, run_dir: Path) -> list[Path]:
+    """results.json, results.csv, summary.csv and report.html per group, all read from the store."""
+    import os
+
+    from ..evaluate import summarize, write_results
+    from ..realism import realism_record
+    from ..report import write_report
+
+    rows, cells = store.rows(), store.cells()
+    reports = []
+    for group in groups(experiment):
+        mine = [c for c in cells if (c["dataset"], c["extractor"], c["per_class"]) == group]
+        if not mine:
+            continue
+        folder = group_folder(experiment, run_dir, group)
+        folder.mkdir(parents=True, exist_ok=True)
+        relative = lambda path: os.path.relpath(run_dir / path, folder)  # noqa: E731
+        table = [{"method": r["method"], "teaching_set": relative(r["teaching_set"]), "set_seed": r["seed"],
+                  "student": r["student"], "extractor": r["eval_extractor"], "own": bool(r["own"]), "repeat": 0,
+                  "student_seed": r["student_seed"], "accuracy": r["accuracy"], "n_test": r["n_test"]}
+                 for r in rows if (r["dataset"], r["extractor"], r["per_class"]) == group]
+        about = mine[0]["context"]
+        realism = realism_record(about["realism_reference"], {relative(c["teaching_set"]): c["realism"] for c in mine},
+                                 {relative(c["teaching_set"]): c["method"] for c in mine})
+        context = {"code_version": __version__, "options": {"experiment": experiment.canonical(), "group": list(group)},
+                   "extractor": group[1], "dataset": about["dataset"], "majority_rate": about["majority_rate"],
+                   "split": about["split"], "realism": realism,
+                   "seconds_per_teaching_set": {m: sum(c["seconds"] for c in mine if c["method"] == m) /
+                                                sum(1 for c in mine if c["method"] == m) for m in {c["method"] for c in mine}}}
+        write_results(folder, table, summarize(table), context)
+        reports.append(write_report(folder / "results.json"))
+    return reports
