@@ -425,3 +425,37 @@ def test_the_protocol_imports_no_kind_and_the_bundled_generator_loads():
     assert "elpv-64" in bundled_generators()
     g = load_generator("teachset:elpv-64")
     assert g.source == "teachset:elpv-64" and g.meta["dataset"]["name"] == "elpv" and (g.image_size, g.code_grid) == (64, 8)
+
+
+def test_sigterm_stops_training_with_a_checkpoint_and_the_run_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "runs"
+    command = [sys.executable, "-m", "teachset", "generator", "train", "digits", "--size", "32", "--steps", "100000",
+               "--latent-dim", "64", "--width", "8", "--batch-size", "8", "--checkpoint-minutes", "0.005", "--out", str(out)]
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("*/resume.pt")):  # a checkpoint by time, long before step 1,000
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130 and "interrupted" in process.stderr.read()
+    (run,) = out.iterdir()
+    stopped = json.loads((run / "checkpoint" / "generator.json").read_text())["step"]
+    assert 0 < stopped < 1000
+    assert main(["generator", "train", "digits", "--size", "32", "--resume", str(run), "--steps", str(stopped + 3)]) == 0
+    assert json.loads((run / "checkpoint" / "generator.json").read_text())["step"] == stopped + 3
+
+
+def test_flips_are_named_and_old_runs_keep_theirs():
+    from teachset.generators.train import TrainOptions, _flip
+
+    x = torch.arange(4.0).view(1, 1, 2, 2)
+    draws = lambda: torch.Generator().manual_seed(3)  # noqa: E731  (this seed draws both flips)
+    assert torch.equal(_flip(x, "horizontal", draws()), x.flip(-1)) and torch.equal(_flip(x, "vertical", draws()), x.flip(-2))
+    assert torch.equal(_flip(x, "both", draws()), x.flip(-1).flip(-2))
+    assert TrainOptions.recorded({"flip": True}).flip == "both" and TrainOptions.recorded({"flip": False}).flip == "none"

@@ -75,7 +75,7 @@ def add_commands(sub) -> None:
     from ..generators.train import TrainOptions
 
     p = add_command(sub, "generator", None, "train, evaluate and invert image generators", """
-teachset generator train elpv --minutes 30 --flip
+teachset generator train elpv --minutes 30 --flip both
 teachset generator eval runs/00003-generator-elpv-64px/checkpoint
 teachset generator invert runs/00003-generator-elpv-64px/checkpoint sets/elpv-kcenters --out sets/kcenters-inverted
 """)
@@ -85,13 +85,13 @@ teachset generator invert runs/00003-generator-elpv-64px/checkpoint sets/elpv-kc
         return add_command(gsub, name, func, help, examples)
 
     q = gcommand("train", cmd_generator_train, "train the autoencoder generator on a dataset (on a CPU or a GPU; resumable)", """
-teachset generator train elpv --minutes 30 --flip          # the recommended budget on 2 CPU cores
-teachset generator train elpv --minutes 30 --flip --code-grid 0 --latent-dim 128   # a code vector instead of a grid
+teachset generator train elpv --minutes 30 --flip both          # the recommended budget on 2 CPU cores
+teachset generator train elpv --minutes 30 --flip both --code-grid 0 --latent-dim 128   # a code vector instead of a grid
 teachset generator train my_cells/ --size 128 --steps 20000
 teachset generator train elpv --model cgan --minutes 60         # a conditional GAN from scratch instead
-teachset generator train elpv --minutes 60 --flip --adversarial-weight 0.05   # with adversarial sharpening after 40%
+teachset generator train elpv --minutes 60 --flip both --adversarial-weight 0.05   # with adversarial sharpening after 40%
 teachset generator train elpv --resume runs/00003-generator-elpv-64px   # continue an interrupted run
-teachset generator train elpv --size 128 --flip --minutes 8 --device cuda   # on a GPU
+teachset generator train elpv --size 128 --flip both --minutes 8 --device cuda   # on a GPU
 """)
     add_dataset_args(q)
     add_options(q, TrainOptions)

@@ -1,6 +1,6 @@
 """Training a generator, on a CPU or a CUDA GPU.
 
-    trainer = train_generator(dataset, TrainOptions(minutes=30, flip=True))  # a new run folder in runs/
+    trainer = train_generator(dataset, TrainOptions(minutes=30, flip="both"))  # a new run folder in runs/
     generator = load_generator(trainer.checkpoint_)
     resume_generator(trainer.run_dir, dataset, minutes=60)                  # continue it to a new total budget
 
@@ -46,6 +46,7 @@ from ..features.lpips import LPIPS
 from ..imaging import save_grid
 from ..options import check_fields, option
 from ..seeded import seeded_init
+from ..signals import stop_on_sigterm
 from .autoencoder import Autoencoder, check_code_grid
 from .base import Generator
 from .blocks import PatchDiscriminator, diff_augment
@@ -53,6 +54,7 @@ from .cgan import ConditionalGAN
 from .checkpoint import save_generator
 from .devices import resolve_device, resolve_precision, training_backend
 
+FLIPS = ("none", "horizontal", "vertical", "both")
 MIN_IMAGES_PER_CLASS = 10
 MODELS = ("autoencoder", "cgan")
 DEFAULT_MINUTES = 30.0
@@ -80,10 +82,12 @@ class TrainOptions:
     adversarial_weight: float = option(0.0, "autoencoder: weight of a patch discriminator's hinge loss (0: reconstruction only)",
                                        minimum=0)
     adversarial_start: float = option(0.4, "fraction of the budget before the adversarial term starts", minimum=0)
-    flip: bool = option(False, "random horizontal and vertical flips (only where flips keep the class, as on elpv)")
+    flip: str = option("none", "random flips, only where they keep the class: horizontal (most photographs), vertical, "
+                       "both (solar cells, cells under a microscope), or none", choices=FLIPS)
     seed: int = option(0, "seed of the weights and the batches", minimum=0)
     sample_every: int = option(500, "write a sample grid every this many steps", minimum=1)
     checkpoint_every: int = option(1000, "write the checkpoint and resume.pt every this many steps", minimum=1)
+    checkpoint_minutes: float = option(5.0, "and every this many minutes of training, so that a kill loses little", above=0)
     lpips_weight: float = option(1.0, "weight of LPIPS beside L1 in the reconstruction loss", minimum=0, flag=False)
     disc_lr: float = option(2e-4, "the discriminator's Adam learning rate", above=0, flag=False)
     ema: float = option(0.999, "decay of the moving average of the weights that the checkpoint holds", minimum=0, flag=False)
@@ -104,7 +108,10 @@ class TrainOptions:
         """The options a run recorded (options.json, a checkpoint's meta), with what runs from before an
         option existed had instead of today's default; keys this version does not know are left out."""
         legacy = {"code_grid": 0, "prior_bandwidth": 0.3}
-        return cls(**{**legacy, **{k: v for k, v in options.items() if k in cls.__dataclass_fields__}})
+        known = {k: v for k, v in options.items() if k in cls.__dataclass_fields__}
+        if isinstance(known.get("flip"), bool):  # runs from before the flips were named
+            known["flip"] = "both" if known["flip"] else "none"
+        return cls(**{**legacy, **known})
 
 
 def check_trainable(dataset: ImageDataset) -> None:
@@ -133,10 +140,13 @@ def build_model(options: TrainOptions, dataset: ImageDataset) -> Generator:
                           num_classes=dataset.num_classes, class_names=dataset.class_names)
 
 
-def _flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    if torch.rand(1, generator=generator) < 0.5:
+def _flip(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
+    """A random horizontal and/or vertical flip of the batch, as `mode` allows (the draws are the same
+    whatever the mode, so a run's batches do not depend on it)."""
+    horizontal, vertical = (torch.rand(1, generator=generator) < 0.5 for _ in range(2))
+    if horizontal and mode in ("horizontal", "both"):
         x = x.flip(-1)
-    if torch.rand(1, generator=generator) < 0.5:
+    if vertical and mode in ("vertical", "both"):
         x = x.flip(-2)
     return x
 
@@ -249,8 +259,8 @@ class GeneratorTrainer:
                 group["lr"] = lr * factor
         batch = torch.randint(len(self._images), (o.batch_size,), generator=self.rng_).to(self.device)
         x, y = self._images[batch], self._labels[batch]
-        if o.flip:
-            x = _flip(x, self.rng_)
+        if o.flip != "none":
+            x = _flip(x, o.flip, self.rng_)
         with self.autocast():
             loss, logs = self._gan_loss(x, y) if o.model == "cgan" else self._autoencoder_loss(x, y)
         self.opt_.zero_grad(set_to_none=True)
@@ -317,14 +327,18 @@ class GeneratorTrainer:
     # the loop -------------------------------------------------------------------------------
     def fit(self, dataset: ImageDataset, command: str = "") -> "GeneratorTrainer":
         """Train until the budget is spent, writing metrics, sample grids and checkpoints (`command`:
-        what made the run, recorded in the checkpoint). Ctrl-C writes the checkpoint and resume.pt
-        before it stops."""
+        what made the run, recorded in the checkpoint); checkpoints come every `checkpoint_every` steps
+        and every `checkpoint_minutes`. Ctrl-C or SIGTERM writes the checkpoint and resume.pt before it stops."""
         if self.dataset_ is not dataset:
             self.setup(dataset)
         o = self.options
         since = f" from step {self.step_}" if self.step_ else ""
-        with training_backend(self.device), JsonlLog(self.run_dir / "metrics.jsonl") as log, \
-                tqdm(total=100, desc=f"training generator{since}", unit="%", initial=int(100 * min(self.progress(), 1.0))) as bar:
+        # the bar counts steps (with an ETA) under a step budget, else the share of the time budget
+        total, unit = (o.steps, "step") if o.steps and not o.minutes else (100, "%")
+        position = lambda: self.step_ if unit == "step" else int(100 * min(self.progress(), 1.0))  # noqa: E731
+        last_checkpoint = self.elapsed_
+        with training_backend(self.device), stop_on_sigterm(), JsonlLog(self.run_dir / "metrics.jsonl") as log, \
+                tqdm(total=total, desc=f"training generator{since}", unit=unit, initial=position()) as bar:
             try:
                 while self.progress() < 1.0:
                     start = time.perf_counter()
@@ -334,13 +348,15 @@ class GeneratorTrainer:
                         logs |= {"step": self.step_, "seconds": round(self.elapsed_, 1), "lr": self.opt_.param_groups[0]["lr"],
                                  "images_per_s": round(self.step_ * o.batch_size / max(self.elapsed_, 1e-9), 1)}
                         log.write(logs)
-                        bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("l1", "lpips", "d_loss", "g_adv")})
-                        bar.update(int(100 * self.progress()) - bar.n)
+                        bar.set_postfix({"step": self.step_, **{k: f"{v:.3f}" for k, v in logs.items()
+                                                                 if k in ("l1", "lpips", "d_loss", "g_adv")}})
+                        bar.update(position() - bar.n)
                     if self.step_ % o.sample_every == 0:
                         self.save_samples()
-                    if self.step_ % o.checkpoint_every == 0:
+                    if self.step_ % o.checkpoint_every == 0 or self.elapsed_ - last_checkpoint >= 60 * o.checkpoint_minutes:
                         self.save_checkpoint(command)
-                bar.update(100 - bar.n)
+                        last_checkpoint = self.elapsed_
+                bar.update(total - bar.n)
             except KeyboardInterrupt:
                 self.save_checkpoint(command)
                 raise
