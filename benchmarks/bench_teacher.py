@@ -7,10 +7,9 @@
 3. Hypergradient agreement: relative error against central finite differences, and cosine
    similarity with differentiating through the unrolled inner optimisation run to convergence
    (Newton steps, differentiated end to end) and through 50 unrolled gradient steps.
-4. (--quality) Teaching quality, 5 per class, 5 seeds: fresh LC and NN students trained on the
-   latent-LC, latent-NN, pixel-LC, random, k-centers and forgetting sets.
+(How well the teachers teach is benchmarks/bench_teaching.py's.)
 
-    .venv/bin/python benchmarks/bench_teacher.py [--quality] [--teacher-epochs 1000] [--skip-protocol]
+    .venv/bin/python benchmarks/bench_teacher.py [--teacher-epochs 1000] [--skip-protocol]
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import time
 import torch
 
 from teachset.data import load_dataset
-from teachset.evaluate import Evaluator, format_table, summarize
 from teachset.features import build_extractor, dataset_features
 from teachset.generators import load_generator
 from teachset.generators.autoencoder import Autoencoder
@@ -62,7 +60,7 @@ def step_costs(size: int, repeats: int) -> dict:
         z.grad = None
         extractor(generator.generate(z, labels)).sum().backward()
 
-    teachers = {name: Teacher(TeacherOptions(student=s, hypergradient=h, lr=1e-6), lambda q: generator.generate(q, labels), labels,
+    teachers = {name: Teacher(TeacherOptions(student=s, hypergradient=h, lr=1e-6, views=0, extractors=()), lambda q: generator.generate(q, labels), labels,
                               extractor).reset(z, features, dataset.labels)
                 for name, s, h in (("lc-implicit", "lc", "implicit"), ("lc-unrolled", "lc", "unrolled"), ("nn", "nn", "implicit"))}
     return paired_ms({"pass": images_pass, **{name: teacher.step for name, teacher in teachers.items()}}, repeats)
@@ -118,27 +116,11 @@ def agreement() -> dict:
             "cosine_vs_50_unrolled_gradient_steps": cosine(implicit, unrolled_gradient(lambda a: unrolled_theta(a, y, theta0, l2, 50, 0.5)))}
 
 
-def quality(epochs: int, seeds: int) -> str:
-    data = TeachingData.load(load_dataset("elpv", image_size=64), progress=False)
-    generator = load_generator("teachset:elpv-64")
-    methods = [make_method("latent", generator=generator, student=s, epochs=epochs) for s in ("lc", "nn")]
-    methods += [make_method("pixels", student="lc", epochs=epochs)] + [make_method(m) for m in ("random", "kcenters", "forgetting")]
-    evaluator = Evaluator(data)
-    rows = []
-    for seed in range(seeds):
-        for ts in (method.make(data, 5, seed) for method in methods):
-            rows += evaluator.evaluate(ts, repeats=1, seed=seed)
-        print(f"seed {seed} done", flush=True)
-    return format_table(summarize(rows))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--teacher-epochs", type=int, default=1000)
     parser.add_argument("--skip-protocol", action="store_true")
-    parser.add_argument("--quality", action="store_true", help="also run the teaching-quality comparison (long)")
-    parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print("| size | F(G(z)) fwd+bwd ms | LC implicit ms (ratio) | LC unrolled-50 ms (ratio) | NN ms (ratio) |\n|---|---|---|---|---|")
@@ -152,9 +134,6 @@ def main() -> None:
     if not args.skip_protocol:
         seconds = protocol_wall_time(args.teacher_epochs)
         print(f"\npaper protocol at 64 px ({args.teacher_epochs} teacher epochs x <= 50 Newton student epochs, LC): {seconds:.0f} s")
-    if args.quality:
-        print(f"\nteaching quality on elpv, 5 per class, {args.seeds} seeds, {args.teacher_epochs} teacher epochs:")
-        print(quality(args.teacher_epochs, args.seeds))
 
 
 if __name__ == "__main__":

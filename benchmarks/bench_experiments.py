@@ -1,0 +1,76 @@
+"""The experiment engine's cost and throughput.
+
+1. Overhead per cell: a grid run by `run_grid` in this process against the same cells called
+   directly (the same dataset, split, features, methods, saving, students and realism, in a plain
+   loop), both from warm caches. Target: at most 5%.
+2. Grid throughput (cells per minute) with 1 and 2 local workers and with Ray (2 workers on a
+   local cluster started for the run), on this machine's cores.
+
+    .venv/bin/python benchmarks/bench_experiments.py [--dataset elpv] [--seeds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from teachset.data import load_dataset
+from teachset.data.splits import Split
+from teachset.evaluate import evaluation_parts
+from teachset.experiments import build_experiment, run_grid
+from teachset.methods import make_method
+from teachset.threads import configure_threads, cores
+
+METHODS = [{"name": "forgetting"}, {"name": "kcenters"}, {"name": "herding"}, {"name": "medoids"}]
+
+
+def direct(experiment, out: Path) -> float:
+    """The grid's work as plain calls: what `teachset run` adds nothing to."""
+    start = time.perf_counter()
+    spec = experiment.datasets[0]
+    dataset = load_dataset(**spec.load_args())
+    train, evaluator, realism = evaluation_parts(dataset, Split(), progress=False)
+    for cell in experiment.cells():
+        ts = make_method(cell.method).make(train, cell.per_class, cell.seed)
+        ts.save(out / cell.key, overwrite=True)
+        evaluator.evaluate(ts, repeats=1, seed=cell.seed)
+        realism.score(ts)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="elpv")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seeds", type=int, default=4)
+    args = parser.parse_args()
+    experiment = build_experiment({"name": "bench", "seeds": args.seeds, "methods": METHODS,
+                                   "datasets": [{"source": args.dataset, "size": args.size}]})
+    cells = len(experiment.cells())
+    configure_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        direct(experiment, tmp / "warm")  # fills the dataset and feature caches for every run below
+        plain = direct(experiment, tmp / "direct")
+        start = time.perf_counter()
+        run_grid(experiment, tmp / "engine", progress=False).close()
+        engine = time.perf_counter() - start
+        print(f"{cells} cells ({', '.join(m['name'] for m in METHODS)} x {args.seeds} seeds on {args.dataset}), {cores()} cores\n")
+        print(f"| | seconds | per cell |\n|---|---|---|\n| direct calls | {plain:.1f} | {plain / cells:.2f} |")
+        print(f"| run_grid, in process | {engine:.1f} | {engine / cells:.2f} |")
+        print(f"\nengine overhead: {100 * (engine - plain) / plain:+.1f}% (target <= 5%)\n")
+        print("| executor | workers | seconds | cells per minute |\n|---|---|---|---|")
+        for executor, workers in (("pool", 1), ("pool", 2), ("ray", 2)):
+            folder = tmp / f"{executor}-{workers}"
+            start = time.perf_counter()
+            run_grid(experiment, folder, workers=workers, executor=executor, progress=False).close()
+            seconds = time.perf_counter() - start
+            print(f"| {executor} | {workers} | {seconds:.1f} | {60 * cells / seconds:.1f} |", flush=True)
+            shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()
