@@ -57,8 +57,12 @@ def prepare_generator(spec: DatasetSpec, experiment: Experiment, run_dir: Path, 
         trainer = GeneratorTrainer(options, folder, device, split=experiment.split).fit(dataset)
     quality = evaluate_generator(trainer.ema_, dataset, out_dir=folder / "eval")
     print(format_quality(quality), file=sys.stderr)
-    for name, (value, met) in generator_gates(quality).items():
+    gates = generator_gates(quality)
+    for name, (value, met) in gates.items():
         print(f"  {name}: {value:.3f} {'met' if met else 'NOT met'}", file=sys.stderr)
+    if not all(met for _, met in gates.values()):
+        print(f"warning: the generator of {spec.label} misses a quality gate: its teaching images may not look real (the "
+              "report measures each one); a longer --generator-minutes, or a GPU, trains a better one", file=sys.stderr)
     write_json(folder / "finished", {"gates": {k: list(v) for k, v in generator_gates(quality).items()}})
     return str(checkpoint)
 
