@@ -171,3 +171,17 @@ def test_keeping_some_classes_in_a_chosen_order(image_folder):
     assert f.class_names == ["dark", "bright"] and f.images[f.labels == 0].mean() < f.images[f.labels == 1].mean()
     with pytest.raises(TeachsetError, match=r"\['cat'\] are not in the dataset"):
         load_dataset("digits", image_size=8, classes="3,cat")
+
+
+def test_decoded_datasets_are_cached_and_a_changed_file_invalidates_them(image_folder):
+    first = load_dataset(str(image_folder), image_size=16)
+    again = load_dataset(str(image_folder), image_size=16)
+    assert isinstance(again.images, np.memmap) and np.array_equal(again.images, first.images)
+    assert again.fingerprint == first.fingerprint and again.ids == first.ids and again.class_names == first.class_names
+    write_image(image_folder / "dark" / "0.png", np.full((20, 20), 255, np.uint8))  # modified
+    changed = load_dataset(str(image_folder), image_size=16)
+    assert changed.fingerprint != first.fingerprint and changed.images[changed.ids.index("dark/0.png")].min() == 255
+    write_image(image_folder / "dark" / "new.png", np.full((20, 20), 30, np.uint8))  # added
+    assert len(load_dataset(str(image_folder), image_size=16)) == len(first) + 1
+    (image_folder / "bright" / "1.png").unlink()  # removed
+    assert len(load_dataset(str(image_folder), image_size=16)) == len(first)

@@ -4,6 +4,9 @@ Options dataclasses (students, teachers, generator training, GTN) and the comman
 their shared defaults from here; each part's own defaults live in its options dataclass.
 """
 
+import os
+from pathlib import Path
+
 EXTRACTOR = "mobilenet_v2"  # the frozen human-proxy feature extractor
 IMAGE_SIZE = 64  # square working size of images, in pixels
 PER_CLASS = 5  # teaching images per class
@@ -37,3 +40,8 @@ def network_input_size(extractor: str, image_size: int) -> int | None:
     """The input size a second network sees images of `image_size` at: enlarged to NETWORK_MIN_SIZE where
     smaller, else as they are (None); pixels are always the images themselves."""
     return NETWORK_MIN_SIZE if extractor != "pixels" and image_size < NETWORK_MIN_SIZE else None
+
+
+def cache_dir() -> Path:
+    """Where decoded datasets and features are kept: $TEACHSET_CACHE, else ~/.cache/teachset."""
+    return Path(os.environ.get("TEACHSET_CACHE") or Path.home() / ".cache" / "teachset")

@@ -17,7 +17,8 @@ def cmd_datasets(args) -> None:
 
 
 def cmd_features(args) -> None:
-    from ..features import EXTRACTORS, cache_dir, dataset_features
+    from ..defaults import cache_dir
+    from ..features import EXTRACTORS, dataset_features
 
     if args.list:
         for spec in EXTRACTORS.values():

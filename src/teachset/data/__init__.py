@@ -7,6 +7,7 @@ from pathlib import Path
 from .. import defaults
 from ..errors import TeachsetError
 from .bundled import BUNDLED
+from .cache import cached, file_listing
 from .dataset import ImageDataset
 from .files import folder_items, load_files, manifest_items
 from .images import parse_channels
@@ -29,7 +30,8 @@ def load_dataset(source: str, image_size: int = defaults.IMAGE_SIZE, channels: s
     if classes:
         spec["classes"] = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else list(classes)
     if source in BUNDLED:
-        return BUNDLED[source].load(image_size, spec, skip_bad)
+        bundled = BUNDLED[source]
+        return cached(spec, [bundled.version()], lambda: bundled.load(image_size, spec, skip_bad))
     path = Path(source).expanduser()
     if not path.exists():
         raise TeachsetError(
@@ -43,5 +45,7 @@ def load_dataset(source: str, image_size: int = defaults.IMAGE_SIZE, channels: s
         items = manifest_items(path)
     else:
         raise TeachsetError(f"'{source}' is a file but not a .csv manifest; give a folder of class sub-folders or a CSV")
-    return load_files(items, name=path.stem if path.is_file() else path.name, spec=spec, image_size=image_size,
-                      channels=parse_channels(channels), skip_bad=skip_bad)
+    listing = file_listing([path, *(item[0] for item in items)]) if path.is_file() else file_listing(item[0] for item in items)
+    return cached(spec, [[str(i[0]), i[1], i[2], i[3]] for i in items] + listing,
+                  lambda: load_files(items, name=path.stem if path.is_file() else path.name, spec=spec, image_size=image_size,
+                                     channels=parse_channels(channels), skip_bad=skip_bad))

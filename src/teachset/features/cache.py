@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,11 +12,6 @@ from .. import defaults
 from ..atomic import atomic_write_bytes
 from ..data import ImageDataset
 from .extractors import FrozenExtractor, build_extractor
-
-
-def cache_dir() -> Path:
-    """TEACHSET_CACHE, else ~/.cache/teachset."""
-    return Path(os.environ.get("TEACHSET_CACHE") or Path.home() / ".cache" / "teachset")
 
 
 def extract(extractor: FrozenExtractor, images: torch.Tensor | ImageDataset, batch_size: int = 128, progress: bool = False) -> np.ndarray:
@@ -45,7 +38,7 @@ def dataset_features(dataset: ImageDataset, extractor: str = defaults.EXTRACTOR,
     The cache file is written beside its final name and renamed into place, so an interrupted
     run never leaves a file that a later run would read.
     """
-    path = cache_dir() / "features" / f"{cache_key(dataset, extractor, input_size)}.npy"
+    path = defaults.cache_dir() / "features" / f"{cache_key(dataset, extractor, input_size)}.npy"
     if use_cache and path.is_file():
         try:
             features = np.load(path)
