@@ -101,3 +101,16 @@ def test_modules_are_small_enough_to_read():
     sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in ROOT.rglob("*.py")}
     assert {p: n for p, n in sizes.items() if n > 400} == {}
     assert {p: n for p, n in sizes.items() if p.startswith("cli/") and n > 250} == {}
+
+
+def test_threads_come_from_cores_and_workers_unless_asked(monkeypatch):
+    from teachset import threads
+
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "cores", lambda: 8)
+    assert [threads.threads_per_worker(w) for w in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.threads_per_worker(2) == 3
+    monkeypatch.setenv(threads.THREADS_ENV, "5")
+    assert threads.threads_per_worker(2) == 5

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-THREADS_ENV = "TEACHSET_THREADS"  # an explicit count per process wins over the computed one
+THREADS_ENV = "TEACHSET_THREADS"  # an explicit count per process (--threads) wins over the computed one, then OMP_NUM_THREADS
 
 
 def cores() -> int:
@@ -18,9 +18,10 @@ def cores() -> int:
 
 
 def threads_per_worker(workers: int = 1) -> int:
-    explicit = os.environ.get(THREADS_ENV)
-    if explicit and explicit.isdigit() and int(explicit) > 0:
-        return int(explicit)
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+        explicit = os.environ.get(name, "")
+        if explicit.isdigit() and int(explicit) > 0:
+            return int(explicit)
     return max(1, cores() // max(1, workers))
 
 

@@ -4,9 +4,11 @@ the library. Every command has worked examples in its --help."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import OptionError, TeachsetError
+from ..threads import THREADS_ENV, configure_threads
 from . import data, evaluate, generator, gtn, run, study, teach
 from .common import examples
 
@@ -24,6 +26,8 @@ teachset datasets                  # the bundled datasets
 teachset select elpv --method kcenters --per-class 5 --out sets/kcenters
 teachset evaluate sets/kcenters --repeats 5
 """))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of this process (default: its share of the cores: all of them, or cores / --workers)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.add_commands(sub)
@@ -45,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
+    if args.threads:
+        os.environ[THREADS_ENV] = str(args.threads)  # for this process and the workers it starts
+    if args.command not in ("datasets", "report", "study"):  # the commands that compute: set torch's threads once, here
+        configure_threads(1)
     try:
         args.func(args)
     except OptionError as error:

@@ -23,12 +23,9 @@ teachset gtn train my_images/ --size 32 --minutes 20 --export-per-class 10
 
 
 def cmd_gtn_train(args) -> None:
-    import torch
 
     from ..gtn.run import train_gtn
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     options, run, split = options_from(args, GTNOptions), options_from(args, RunOptions), options_from(args, Split)
     dataset = load_dataset(args)  # options are checked above, before anything is loaded
     run_dir = train_gtn(dataset, options, run, args.out, split=split, command=command_line(), progress=True)
@@ -55,7 +52,6 @@ def add_commands(subparsers):
                    help="plain learner layers instead of weight-normalised ones")
     add_options(q, RunOptions)
     add_options(q, Split)
-    q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     q.add_argument("--out", default=defaults.RUNS_DIR,
                    help=f"folder under which the numbered run folder is made (default {defaults.RUNS_DIR})")
     return p
