@@ -134,3 +134,21 @@ def test_medoids_find_one_typical_member_per_mode():
         nearest_mode = sq_distances(picked, modes).argmin(1)
         assert sorted(nearest_mode) == [0, 1, 2]
         assert (sq_distances(picked, modes).min(1) < 2.0).all()
+
+
+def test_medoids_and_herding_on_large_classes_use_a_sample_and_stay_close_to_exact(monkeypatch):
+    from teachset.methods import herding, medoids
+
+    rng = np.random.default_rng(0)
+    modes = np.array([[0, 0], [8, 0], [0, 8]], float)
+    X = np.concatenate([m + rng.normal(size=(400, 2)) for m in modes])
+    exact_m, exact_h = medoids.k_medoids(X, 3, np.random.default_rng(1)), herding.kernel_herding(X, 6, np.random.default_rng(1))
+    monkeypatch.setattr(medoids, "SAMPLE", 300)  # the same data is now a "large" class
+    monkeypatch.setattr(herding, "SAMPLE", 300)
+    sampled_m, sampled_h = medoids.k_medoids(X, 3, np.random.default_rng(1)), herding.kernel_herding(X, 6, np.random.default_rng(1))
+    cost = lambda chosen: np.sqrt(sq_distances(X, X[chosen])).min(1).sum()  # noqa: E731
+    assert cost(sampled_m) <= 1.02 * cost(exact_m)  # the same modes, each near its centre
+    mode_of = lambda chosen: sorted(sq_distances(X[chosen], modes).argmin(1).tolist())  # noqa: E731
+    assert mode_of(sampled_h) == mode_of(exact_h) == [0, 0, 1, 1, 2, 2]  # two per mode, as the exact method
+    gap = lambda chosen: np.linalg.norm(X[chosen].mean(0) - X.mean(0))  # noqa: E731
+    assert gap(sampled_h) <= gap(exact_h) + 0.3
