@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from teachset.study.db import Database, sessions
-from teachset.study.design import StudyDesign, create_study
+from teachset.study.create import create_study
+from teachset.study.design import StudyDesign
 from teachset.study.simulate import oracle, run_participant
 from teachset.study.testing import LocalPostgres, postgres_bin, start_server
 

@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from teachset.study.db import Database
-from teachset.study.design import StudyDesign, create_study
+from teachset.study.create import create_study
+from teachset.study.design import StudyDesign
 from teachset.study.simulate import StudyClient
 from teachset.study.testing import LocalPostgres, ServerProcess, postgres_bin, start_server
 

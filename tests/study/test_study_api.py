@@ -16,7 +16,7 @@ from teachset.study.db import events, sessions, trials
 from teachset.study.identity import ParticipantId
 from teachset.study.simulate import StudyClient, answer_all, oracle, run_participant, start, Participation
 
-STATE_KEYS = {"phase", "url", "trial", "total", "stimulus", "image"}
+STATE_KEYS = {"phase", "url", "trial", "total", "stimulus", "image", "step", "steps"}
 
 
 def count(live, table, **where) -> int:
@@ -58,7 +58,7 @@ def test_a_whole_participation_never_sends_a_test_label(live):
             assert set(body) == {"recorded", "duplicate", "state"}  # no feedback, no label, no correctness
             seen_test_replies += 1
         else:
-            assert set(body["feedback"]) == {"correct", "label"}
+            assert set(body["feedback"]) == {"correct", "label", "answer"}  # a teaching image's label, to highlight it
         if body["state"]["phase"] != "done":  # the trial page embeds the state, nothing more
             page = client.get("/trial").body.decode()
             embedded = page.split('id="initial-state" type="application/json">', 1)[1].split("</script>", 1)[0]
@@ -71,20 +71,44 @@ def test_a_whole_participation_never_sends_a_test_label(live):
     assert count(live, trials) == len(design.conditions[0].quiz) + design.test_count
 
 
-def test_repeat_participation_gets_the_same_session(live):
+def test_a_session_belongs_to_the_browser_that_started_it(live):
     client, state = begin(live, "repeat")
     assert answer(client, state).status == 200
-    # the same id from another browser (no cookie): the same session, where it was, no new row
-    other, resumed = begin(live, "repeat")
-    assert resumed["trial"] == 1 and resumed["phase"] == "quiz"
-    assert other.cookies["teachset_session"] == client.cookies["teachset_session"]
+    # the same browser opening the link again: the same session, where it was, no new row
+    again, resumed = start(client, "repeat", Participation("repeat")), None
+    assert again["trial"] == 1 and again["phase"] == "quiz"
+    # the same id from another browser: a page that says so, no session cookie, no new row
+    other = live.client()
+    reply = other.get("/?participant=repeat")
+    assert reply.status == 409 and b"open in another browser" in reply.body
+    assert "teachset_session" not in other.cookies and other.get("/api/state").status == 401
+    assert other.post_form("/consent", {"consent": "yes", "participant": "repeat"}).status == 409
     assert count(live, sessions) == 1
-    finish(live, other, resumed)
-    # after completion the link leads to the end page again, not to a new session
-    third = live.client()
-    reply = third.get("/?participant=repeat")
-    assert reply.status == 303 and reply.headers["location"] == "/done"
-    assert third.get("/done").status == 200
+    # a browser that lost its session cookie (the consent reply never came) finds it by its browser cookie
+    lost = live.client()
+    lost.cookies = {"teachset_browser": client.cookies["teachset_browser"]}
+    resumed = start(lost, "repeat", Participation("repeat"))
+    assert resumed["trial"] == 1 and lost.cookies["teachset_session"] == client.cookies["teachset_session"]
+    finish(live, client, again)
+    code = client.get("/done").body.decode().split('id="completion-code">', 1)[1].split("<", 1)[0]
+    # after completion: the link leads this browser to its end page, and no other browser to the code
+    assert client.get("/?participant=repeat").headers["location"] == "/done"
+    reply = live.client().get("/?participant=repeat")
+    assert reply.status == 409 and b"already taken part" in reply.body and code.encode() not in reply.body
+    assert count(live, sessions) == 1
+
+
+def test_a_study_may_let_a_session_resume_on_another_device(digits_study, database_url, serve_study, tmp_path):
+    from teachset.study.create import create_study
+
+    folders = [(c.name, digits_study.path / c.folder) for c in digits_study.conditions]
+    design = create_study("Anywhere", "digits", folders, out=tmp_path / "anywhere", test_images=4, allow_other_device=True)
+    assert json.loads((design.path / "study.json").read_text())["settings"]["allow_other_device"] is True
+    live = serve_study(design, database_url)
+    client, state = begin(live, "roams")
+    assert answer(client, state).status == 200
+    other, resumed = begin(live, "roams")  # another browser takes the session over where it was
+    assert resumed["trial"] == 1 and other.cookies["teachset_session"] == client.cookies["teachset_session"]
     assert count(live, sessions) == 1
 
 
@@ -143,21 +167,23 @@ def test_tampered_ids_are_refused(live):
 
 
 def test_simultaneous_consents_with_one_participant_id_make_one_session(live):
-    barrier, cookies = threading.Barrier(8), []
+    """Eight browsers consent at once with one id: one session, owned by the browser that won; the
+    other seven are told it is open elsewhere."""
+    barrier, statuses, cookies = threading.Barrier(8), [], []
 
     def consent():
         c = live.client()
         assert c.get("/?participant=twin").status == 200
         barrier.wait()
-        assert c.post_form("/consent", {"consent": "yes", "participant": "twin"}).status == 303
-        cookies.append(c.cookies["teachset_session"])
+        statuses.append(c.post_form("/consent", {"consent": "yes", "participant": "twin"}).status)
+        cookies.extend([c.cookies["teachset_session"]] if "teachset_session" in c.cookies else [])
 
     threads = [threading.Thread(target=consent) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
-    assert len(cookies) == 8 and len(set(cookies)) == 1
+    assert sorted(statuses) == [303] + [409] * 7 and len(cookies) == 1
     assert count(live, sessions) == 1
 
 
@@ -200,9 +226,9 @@ def test_double_submission_is_stored_once(live):
         assert anon.post_form("/consent", {"consent": "yes", "visit": visit}).status == 303
     assert count(live, sessions) == 2  # "double" and this one
     # an event sent twice: one row
-    event = {"event_id": "evt-0000001", "kind": "show_teaching_set"}
+    event = {"event_id": "evt-0000001", "kind": "tab_hidden"}
     assert [client.post_json("/api/event", event).json()["duplicate"] for _ in range(2)] == [False, True]
-    assert count(live, events, kind="show_teaching_set") == 1
+    assert count(live, events, kind="tab_hidden") == 1
 
 
 INVALID_ANSWERS = [
@@ -285,17 +311,32 @@ def test_writes_after_completion_are_refused(live):
     assert count(live, events, kind="show_teaching_set") == 0
 
 
-def test_teaching_set_openings_are_logged_as_events(live):
+def test_teaching_set_openings_tabs_and_breaks_are_logged_as_events(live):
     client, state = begin(live, "events")
+    # the quiz is not answered by looking: the teaching set is neither on its page nor can it be opened
+    assert client.post_json("/api/event", {"event_id": "open-00000", "kind": "show_teaching_set"}).status == 409
+    page = client.get("/trial").body.decode()
+    assert 'id="show-teaching"' not in page and "teaching-dialog" not in page
+    assert not any(s.token in page for c in live.design.conditions for s in c.teach)
+    assert client.post_json("/api/event", {"event_id": "away-00001", "kind": "tab_hidden"}).status == 200
+    assert client.post_json("/api/event", {"event_id": "back-00001", "kind": "tab_visible", "duration_ms": 2500}).status == 200
+    while state["phase"] == "quiz":
+        state = answer(client, state).json()["state"]
+    assert 'id="show-teaching"' in client.get("/trial").body.decode()  # in the test it is there
     assert client.post_json("/api/event", {"event_id": "open-00001", "kind": "show_teaching_set"}).status == 200
     state = answer(client, state).json()["state"]
     assert client.post_json("/api/event", {"event_id": "close-0001", "kind": "hide_teaching_set",
                                            "duration_ms": 4200}).status == 200
+    assert client.post_json("/api/event", {"event_id": "break-0001", "kind": "break", "duration_ms": 9000}).status == 200
     with live.db.read() as conn:
         rows = conn.execute(events.select().order_by(events.c.id)).all()
     assert [(e.kind, e.phase, e.position, e.duration_ms) for e in rows] == [
-        ("teaching_done", "teaching", 0, None), ("show_teaching_set", "quiz", 0, None),
-        ("hide_teaching_set", "quiz", 1, 4200)]
+        ("teaching_done", "teaching", 0, None), ("tab_hidden", "quiz", 0, None), ("tab_visible", "quiz", 0, 2500),
+        ("show_teaching_set", "test", 0, None), ("hide_teaching_set", "test", 1, 4200), ("break", "test", 1, 9000)]
+    token = live.design.secrets()["dashboard_token"]
+    people = live.client().get("/dashboard/export/participants.csv", headers={"Authorization": f"Bearer {token}"})
+    row = dict(zip(*[line.split(",") for line in people.body.decode().splitlines()[:2]]))
+    assert (row["tab_hidden"], row["tab_hidden_s"], row["breaks"], row["revisits_test"]) == ("1", "2.5", "1", "1")
 
 
 def test_teaching_page_lists_classes_as_rows_and_escapes(live):

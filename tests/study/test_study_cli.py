@@ -79,7 +79,8 @@ def test_serve_refuses_a_bad_database_url(digits_study, capsys):
 
 def test_library_errors_name_options_and_the_cli_shows_flags(digits_study, tmp_path, capsys):
     from teachset.errors import OptionError
-    from teachset.study.design import create_study, parse_condition
+    from teachset.study.create import create_study
+    from teachset.study.design import parse_condition
 
     with pytest.raises(OptionError) as error:
         parse_condition("noequals")
@@ -143,7 +144,7 @@ def test_test_images_come_from_the_test_split_of_the_teaching_sets(tmp_path):
     from teachset.data.splits import Split
     from teachset.errors import TeachsetError
     from teachset.methods import TeachingData, make_method
-    from teachset.study.design import create_study
+    from teachset.study.create import create_study
 
     dataset = load_dataset("digits", image_size=8)
     train, _ = TeachingData(dataset, dataset.tensor().flatten(1).numpy(), "pixels").split(Split())

@@ -10,7 +10,8 @@ from sqlalchemy import update
 
 from teachset.errors import TeachsetError
 from teachset.study.db import Database, sessions, utcnow
-from teachset.study.design import create_study, load_study, parse_condition
+from teachset.study.create import create_study
+from teachset.study.design import load_study, parse_condition
 from teachset.study.flow import Answer, FlowError, StudyFlow
 from teachset.study.identity import InvalidParticipant, ParticipantId, participant_from_query
 

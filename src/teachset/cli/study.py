@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+import sys
+
 from .. import defaults
-from ..study.design import ASSIGN_WINDOW_MINUTES, DATABASE_ENV, TEST_IMAGES
+from ..study.design import DATABASE_ENV
+from ..study.settings import StudySettings
+from .common import add_options, options_from
 
 STUDY_EPILOG = """\
 A human study teaches real people with teaching sets and measures what they learned.
@@ -21,28 +25,31 @@ examples:
 """
 
 CREATE_EPILOG = """\
-The test images are drawn (with --seed) from the dataset without any teaching image of any
-condition; every participant gets the same ones in their own order, unless
---per-participant-test, which draws a fresh set per participant (from a pool of 10x as many).
-Each teaching set is copied into the study folder, so the study does not change if it does.
+The test images are drawn (with --seed) from the test split of the teaching sets, without any
+teaching image of any condition; every participant gets the same ones in their own order, unless
+--per-participant-test. Each teaching set is copied into the study folder, so the study does not
+change if it does. Everything participants read is in STUDY/texts.md (Markdown; edit it before
+serving; --texts starts from a file of your own), with the classes' display names.
 
 examples:
   # two conditions on the bundled solar-cell dataset, 200 test images each
   teachset study create --name "Solar cells" --dataset elpv \\
       --condition random=runs/0001-random --condition latent=runs/0002-latent --test-images 200
 
-  # a Prolific study: refuse links without an id, show Prolific's completion code at the end
+  # a Prolific study with 4 instructed-response checks; 2 failed checks end it with the screen-out code
   teachset study create --name "Digits pilot" --dataset digits --condition kcenters=runs/0003-kcenters \\
-      --test-images 50 --require-participant-id --completion-code C1A2B3C4 --out studies/pilot
+      --test-images 50 --prolific --completion-code C1A2B3C4 --attention-checks 4 --screen-out-after 2 \\
+      --screen-out-code SCR33N --quota 30 --desktop-only --out studies/pilot
 
-  # own consent text (plain text, paragraphs separated by blank lines)
+  # own texts, and image checks from a folder of one sub-folder of clear images per class
   teachset study create --name Cells --dataset data/cells.csv --condition A=runs/a --condition B=runs/b \\
-      --consent consent.txt
+      --texts cells-texts.md --attention-checks 3 --check-kind images --check-images data/clear-cells
 """
 
 SERVE_EPILOG = f"""\
-Prints the participant link (plain, Prolific, and with an id of your own) and the dashboard link, which
-carries the study's secret token: keep it to yourself. Responses go to an SQLite file in the
+Prints the participant link (plain, Prolific, and with an id of your own), the dashboard link and the
+preview link (walk through the study; nothing is stored with the data), which carry the study's
+secret token: keep them to yourself. Responses go to an SQLite file in the
 study folder unless --database (or ${DATABASE_ENV}) names another database. Put the server behind a
 TLS reverse proxy for a real study and give its address with --public-url.
 
@@ -56,8 +63,9 @@ examples:
 ANALYZE_EPILOG = """\
 Reads the responses (the same --database as serve; default: the study's SQLite file) and writes
 report.html, trials.csv (one row per answer), participants.csv, events.csv, data_dictionary.csv,
-conditions.csv, learning_curve.csv, analysis.json and two figures. Only participants who
-completed the study count unless --include-incomplete. Between conditions: a permutation test on
+conditions.csv, learning_curve.csv, exclusions.csv, analysis.json and two figures. Only participants
+who completed the study count unless --include-incomplete, less those the study's exclusion rules
+leave out (listed with the reasons; --no-exclusions counts them). Between conditions: a permutation test on
 participant accuracies. The LC and NN proxy students are trained on each teaching set and scored
 on the humans' test images (skip with --no-proxy).
 
@@ -88,27 +96,36 @@ def _port(text: str) -> int:
     return value
 
 
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        print(f"warning: {line}", file=sys.stderr)
+
+
 def run_create(args: argparse.Namespace) -> None:
-    from ..study.design import create_study, read_consent
+    from ..study.create import create_study
+    from ..study.design import read_consent, study_warnings
 
     design = create_study(
         name=args.name, dataset_source=args.dataset, conditions=args.condition, out=args.out,
-        test_images=args.test_images, seed=args.seed, per_participant_test=args.per_participant_test,
-        image_size=args.image_size, quiz_feedback=not args.no_quiz_feedback,
-        require_participant_id=args.require_participant_id, completion_code=args.completion_code,
-        assign_window_minutes=args.assign_window_minutes, consent=read_consent(args.consent), overwrite=args.overwrite,
+        consent=read_consent(args.consent), texts=args.texts, check_images=args.check_images, overwrite=args.overwrite,
+        settings=options_from(args, StudySettings),
     )
     print(f"study '{design.name}' written to {design.path}: {len(design.conditions)} condition(s) "
           f"({', '.join(f'{c.name}: {len(c.teach)} images' for c in design.conditions)}), "
-          f"{design.test_count} test images per participant")
+          f"{design.test_count} test images and {design.settings.attention_checks} attention checks per participant, "
+          f"all shown at {design.image_size} px; about {design.estimated_minutes} minutes per participant")
+    _warn(study_warnings(design))
+    print(f"edit what participants read in {design.path / 'texts.md'}")
     print(f"next: teachset study serve {design.path}")
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    from ..study.design import load_study
+    from ..study.design import load_study, study_warnings
     from ..study.server import serve
 
-    serve(load_study(args.study), args.database, host=args.host, port=args.port, public_url=args.public_url,
+    design = load_study(args.study)
+    _warn(study_warnings(design))
+    serve(design, args.database, host=args.host, port=args.port, public_url=args.public_url,
           access_log=args.access_log, threads=args.threads)
 
 
@@ -122,7 +139,7 @@ def run_analyze(args: argparse.Namespace) -> None:
     with Database(design.database_url(args.database)) as db:
         summary = analyze(design, db, out, include_incomplete=args.include_incomplete, proxy=not args.no_proxy,
                           extractor=args.extractor, repeats=args.repeats, seed=args.seed,
-                          permutations=args.permutations, blocks=args.blocks)
+                          permutations=args.permutations, blocks=args.blocks, exclude=not args.no_exclusions)
     for row in summary["conditions"]:
         accuracy = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.3f}"
         print(f"{row['condition']}: {row['participants']} participants, human accuracy {accuracy}"
@@ -130,6 +147,9 @@ def run_analyze(args: argparse.Namespace) -> None:
     p = summary["comparison"]["overall"]["p_value"]
     if p is not None:
         print(f"between conditions: p = {p:.4f} ({summary['comparison']['overall']['test']})")
+    left_out = summary["exclusions"]["excluded"]
+    print(f"excluded: {len(left_out)} participant(s)" + ("" if summary["exclusions"]["applied"] else " (not applied)")
+          + "".join(f"\n  {e['participant']} ({e['condition']}): {e['reasons']}" for e in left_out))
     print(f"report: {out / 'report.html'}")
 
 
@@ -144,21 +164,14 @@ def add_study_subcommands(subparsers) -> None:
                         help="the dataset the teaching sets come from: a bundled name, a class-folder tree or a CSV")
     create.add_argument("--condition", action="append", required=True, metavar="NAME=PATH",
                         help="a condition and its TeachingSet folder; repeat for each condition")
-    create.add_argument("--test-images", type=_positive, default=TEST_IMAGES,
-                        help=f"test images per participant (default {TEST_IMAGES})")
     create.add_argument("--out", help="study folder to write (default studies/<name>)")
-    create.add_argument("--seed", type=int, default=0, help="draws the test images and each participant's orders")
-    create.add_argument("--per-participant-test", action="store_true",
-                        help="draw different test images for each participant (default: the same for everyone)")
-    create.add_argument("--image-size", type=_positive, help="size of the test images in pixels (default: the teaching sets')")
-    create.add_argument("--no-quiz-feedback", action="store_true", help="do not tell participants whether quiz answers were right")
-    create.add_argument("--require-participant-id", action="store_true",
-                        help="refuse links without PROLIFIC_PID, workerId or participant=")
-    create.add_argument("--completion-code", help="show this code at the end (e.g. Prolific's) instead of a code per participant")
-    create.add_argument("--assign-window-minutes", type=_positive, default=ASSIGN_WINDOW_MINUTES,
-                        help=f"sessions started this recently count as filling their condition (default {ASSIGN_WINDOW_MINUTES})")
-    create.add_argument("--consent", metavar="FILE", help="consent text (plain text, blank lines between paragraphs)")
+    create.add_argument("--texts", metavar="FILE", help="what participants read, as a texts.md file (default: the "
+                        "default texts; sections it lacks get them too)")
+    create.add_argument("--consent", metavar="FILE", help="the consent text alone (Markdown, blank lines between paragraphs)")
+    create.add_argument("--check-images", metavar="FOLDER", help="image attention checks: one sub-folder of clear images "
+                        "per class")
     create.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
+    add_options(create, StudySettings)
     create.set_defaults(func=run_create)
 
     serve = subparsers.add_parser("serve", help="run the study's web server",
@@ -179,6 +192,8 @@ def add_study_subcommands(subparsers) -> None:
     analyze.add_argument("--database", help=f"database URL (default ${DATABASE_ENV}, else STUDY/responses.sqlite)")
     analyze.add_argument("--out", help="output folder (default STUDY/analysis)")
     analyze.add_argument("--include-incomplete", action="store_true", help="count participants who did not finish")
+    analyze.add_argument("--no-exclusions", action="store_true",
+                         help="count the participants the exclusion rules leave out (they are still listed)")
     analyze.add_argument("--no-proxy", action="store_true", help="skip the LC and NN proxy students")
     analyze.add_argument("--extractor", default=defaults.EXTRACTOR,
                          help=f"feature extractor of the proxy students (default {defaults.EXTRACTOR})")

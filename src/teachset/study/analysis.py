@@ -8,9 +8,12 @@ fresh LC and NN students trained on the condition's teaching set and scored on t
 images (`teachset.evaluate.proxy_accuracy`). Between conditions: a permutation test on
 participant accuracies (stats.py says why), and pairwise tests with Holm's adjustment.
 
-By default only participants who completed the study count; every table still lists everyone.
-Writes, into the output folder: report.html, trials.csv, participants.csv, events.csv,
-data_dictionary.csv, conditions.csv, learning_curve.csv, analysis.json, and two figures.
+By default only participants who completed the study count, less those the study's exclusion
+rules leave out (checks.py: failed attention checks, implausibly fast answers), each listed with
+the reasons in the report and in exclusions.csv; every table still lists everyone. Attention-check
+trials never count towards an accuracy. Writes, into the output folder: report.html, trials.csv,
+participants.csv, events.csv, data_dictionary.csv, conditions.csv, learning_curve.csv,
+exclusions.csv, analysis.json, and two figures.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from .. import defaults
 from ..atomic import atomic_write_text, write_json
 from ..errors import OptionError, TeachsetError
+from .checks import exclusion_reasons, exclusion_rules
 from .db import Database, utcnow
 from .design import StudyDesign
 from .export import StudyData, csv_text, data_dictionary, load_data, write_tables
@@ -55,11 +59,29 @@ class ConditionResult:
     proxy_nn: float
 
 
+def _scored(trial: dict) -> bool:
+    """A test trial whose answer counts towards an accuracy (not an attention check)."""
+    return trial["phase"] == "test" and not trial["check"]
+
+
+def exclusions(design: StudyDesign, data: StudyData, apply: bool = True) -> dict:
+    """The study's exclusion rules and every participant they leave out (of those who reached the
+    test), with the reasons."""
+    excluded = []
+    for p in data.participants:
+        reasons = exclusion_reasons(p, design.settings)
+        if reasons and (p["status"] == "screened_out" or p["test_trials"]):
+            excluded.append({"participant": p["participant"], "condition": p["condition"], "status": p["status"],
+                             "reasons": "; ".join(reasons)})
+    return {"applied": apply, "rules": exclusion_rules(design.settings), "excluded": excluded,
+            "per_condition": {c: sum(e["condition"] == c for e in excluded) for c in design.condition_names}}
+
+
 def _test_index(design: StudyDesign, data: StudyData, included: set[str]) -> list[int]:
     """The dataset images the humans were scored on: the shared set, or those actually shown."""
     if design.test_mode == "shared":
         return sorted(s.item for s in design.test_pool)
-    shown = {t["item"] for t in data.trials if t["phase"] == "test" and t["participant"] in included}
+    shown = {t["item"] for t in data.trials if _scored(t) and t["participant"] in included}
     return sorted(shown) or sorted(s.item for s in design.test_pool)
 
 
@@ -96,7 +118,7 @@ def summarize(design: StudyDesign, data: StudyData, included: set[str],
     for condition in design.conditions:
         people = [p for p in data.participants if p["condition"] == condition.name and p["participant"] in included]
         names = {p["participant"] for p in people}
-        test = [t for t in data.trials if t["participant"] in names and t["phase"] == "test"]
+        test = [t for t in data.trials if t["participant"] in names and _scored(t)]
         quiz = [t for t in data.trials if t["participant"] in names and t["phase"] == "quiz"]
         correct, quiz_correct = sum(t["correct"] for t in test), sum(t["correct"] for t in quiz)
         mean, low, high = mean_interval([p["test_accuracy"] for p in people if p["test_trials"]])
@@ -121,17 +143,17 @@ def summarize(design: StudyDesign, data: StudyData, included: set[str],
 
 def learning_curve(design: StudyDesign, data: StudyData, included: set[str], blocks: int) -> list[dict]:
     """Accuracy per block of consecutive test trials, per condition, pooled over participants."""
-    size = max(1, math.ceil(design.test_count / blocks))
+    size = max(1, math.ceil(design.test_trials / blocks))
     condition_of = {p["participant"]: p["condition"] for p in data.participants}
     tally: dict[tuple[str, int], list[int]] = {}
     for t in data.trials:
-        if t["phase"] == "test" and t["participant"] in included:
+        if _scored(t) and t["participant"] in included:
             tally.setdefault((condition_of[t["participant"]], t["trial"] // size), []).append(t["correct"])
     rows = []
     for (condition, block), outcomes in sorted(tally.items()):
         low, high = wilson_interval(sum(outcomes), len(outcomes))
         rows.append({"condition": condition, "block": block, "first_trial": block * size,
-                     "last_trial": min(design.test_count, (block + 1) * size) - 1, "trials": len(outcomes),
+                     "last_trial": min(design.test_trials, (block + 1) * size) - 1, "trials": len(outcomes),
                      "accuracy": sum(outcomes) / len(outcomes), "low": low, "high": high})
     return rows
 
@@ -215,9 +237,10 @@ def analysis_folder(design: StudyDesign, out: str | Path | None = None) -> Path:
 
 def analyze(design: StudyDesign, db: Database, out: str | Path | None = None, include_incomplete: bool = False,
             proxy: bool = True, extractor: str = defaults.EXTRACTOR, repeats: int = defaults.REPEATS, seed: int = 0,
-            permutations: int = 10_000, blocks: int = 10) -> dict:
+            permutations: int = 10_000, blocks: int = 10, exclude: bool = True) -> dict:
     """Write the analysis of `design`'s responses in `db` to `out` (default: analysis_folder);
-    returns what analysis.json holds."""
+    returns what analysis.json holds. `exclude`: apply the study's exclusion rules (they are listed
+    either way)."""
     from .web import page_environment
 
     if permutations < 100:
@@ -227,8 +250,10 @@ def analyze(design: StudyDesign, db: Database, out: str | Path | None = None, in
         raise OptionError("blocks", f"{{option}} must be between 1 and 1000, got {blocks}")
     db.require_schema()
     data = load_data(db, design)
-    included = {p["participant"] for p in data.participants
-                if p["status"] == "completed" or (include_incomplete and p["test_trials"] > 0)}
+    left_out = exclusions(design, data, exclude)
+    excluded = {e["participant"] for e in left_out["excluded"]} if exclude else set()
+    included = {p["participant"] for p in data.participants if p["participant"] not in excluded
+                and (p["status"] == "completed" or (include_incomplete and p["test_trials"] > 0))}
     test_index = _test_index(design, data, included)
     proxies = proxy_accuracies(design, test_index, extractor, repeats, seed) if proxy else {}
     results = summarize(design, data, included, proxies)
@@ -242,19 +267,23 @@ def analyze(design: StudyDesign, db: Database, out: str | Path | None = None, in
     atomic_write_text(out / "conditions.csv", csv_text(condition_rows, list(condition_rows[0])))
     atomic_write_text(out / "learning_curve.csv", csv_text(curve, ["condition", "block", "first_trial", "last_trial",
                                                                    "trials", "accuracy", "low", "high"]))
+    atomic_write_text(out / "exclusions.csv", csv_text(left_out["excluded"], ["participant", "condition", "status",
+                                                                              "reasons"]))
     figures = _figures(results, curve, out, chance=1 / len(design.class_names)) if included else []
     summary = {
         "study": design.name, "study_uid": design.uid, "analysed_at": utcnow().isoformat(timespec="seconds") + "Z",
-        "database": db.describe(), "included": "completed participants" if not include_incomplete
-        else "all participants with test answers", "participants_included": len(included),
+        "database": db.describe(), "included": ("completed participants" if not include_incomplete
+                                                   else "all participants with test answers")
+        + (", less the excluded" if exclude else "; exclusion rules not applied"), "participants_included": len(included),
         "participants_total": len(data.participants), "test_images": len(test_index), "test_mode": design.test_mode,
         "proxy": {"extractor": extractor, "repeats": repeats, "seed": seed} if proxy else None,
-        "conditions": condition_rows, "comparison": comparison, "learning_curve": curve,
+        "conditions": condition_rows, "comparison": comparison, "learning_curve": curve, "exclusions": left_out,
+        "attention_checks": {"per_participant": design.settings.attention_checks, "kind": design.settings.check_kind},
     }
     write_json(out / "analysis.json", _clean(summary))
     html = page_environment().get_template("analysis.html").render(
         summary=summary, results=results, comparison=comparison, curve=curve, figures=figures,
-        participants=data.participants,
+        participants=data.participants, left_out=left_out,
         dictionary=data_dictionary(), fmt=_fmt, proxy=proxy)
     atomic_write_text(out / "report.html", html)
     return _clean(summary)

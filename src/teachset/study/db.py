@@ -2,11 +2,13 @@
 
     studies   one row per study (the row that condition assignment locks)
     sessions  one per participant: hashed participant id, condition, plan (stimulus orders),
-              where they are (phase, position), timestamps, completion code
+              where they are (phase, position), timestamps, completion code, the keyed hash of
+              the browser cookie it belongs to, the platform's study and session ids, and the
+              browser's environment (user agent, screen and window size)
     trials    one per answer: phase, trial index, stimulus, true label, answer, correct,
               response time, shown/answered timestamps; unique per (session, phase, trial)
-    events    one per logged event (teaching set reopened, closed, teaching done); unique per
-              (session, event_id) so a retried request is stored once
+    events    one per logged event (teaching set reopened or closed, tab left or back, a break,
+              teaching done); unique per (session, event_id) so a retried request is stored once
 
 SQLite runs in WAL mode with a busy timeout and synchronous=FULL (an acknowledged answer survives
 a crash of the server, and of the machine); a write transaction starts with BEGIN IMMEDIATE so that
@@ -41,7 +43,7 @@ from sqlalchemy import (
     inspect,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from ..errors import OptionError, TeachsetError
 
@@ -74,8 +76,14 @@ sessions = Table(
     Column("updated_at", DateTime, nullable=False),
     Column("completed_at", DateTime, nullable=True),
     Column("completion_code", String(64), nullable=True),
+    # added in format 2 (create_schema adds them to an older database)
+    Column("browser_hash", String(64), nullable=True),
+    Column("platform_study_id", String(64), nullable=True),
+    Column("platform_session_id", String(64), nullable=True),
+    Column("environment", JSON, nullable=True),
     UniqueConstraint("study_id", "participant_hash", name="one_session_per_participant"),
 )
+ADDED_SESSION_COLUMNS = ("browser_hash", "platform_study_id", "platform_session_id", "environment")
 Index("sessions_by_study_condition", sessions.c.study_id, sessions.c.condition)
 
 trials = Table(
@@ -175,11 +183,25 @@ class Database:
     def create_schema(self) -> None:
         try:
             metadata.create_all(self.engine)
+            self._add_missing_columns()
         except OperationalError as error:
             raise TeachsetError(
                 f"cannot open database {self.describe()} ({str(error.orig).strip()}); check the URL, that the server "
                 "runs and that the user may create tables"
             ) from None
+
+    def _add_missing_columns(self) -> None:
+        """A database made by an older teachset lacks the newer nullable session columns: add them."""
+        present = {c["name"] for c in inspect(self.engine).get_columns("sessions")}
+        for name in ADDED_SESSION_COLUMNS:
+            if name not in present:
+                kind = sessions.c[name].type.compile(dialect=self.engine.dialect)
+                try:
+                    with self.write() as conn:
+                        conn.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {name} {kind}")
+                except (OperationalError, ProgrammingError):  # another server process added it first
+                    if name not in {c["name"] for c in inspect(self.engine).get_columns("sessions")}:
+                        raise
 
     def require_schema(self) -> None:
         """For readers (analysis): a clear error where there are no study tables to read."""
@@ -194,6 +216,7 @@ class Database:
         if not present:
             raise OptionError("database", f"database {self.describe()} has no study tables; give as {{option}} the "
                               "database the study was served with")
+        self._add_missing_columns()
 
     def ensure_study(self, uid: str, name: str) -> None:
         with self.write() as conn:

@@ -3,7 +3,8 @@ data dictionary that says what every column means. The dashboard's downloads and
 both read these; nothing here changes the database.
 
 Participants are named P0001, P0002, ... (their session number); the keyed hash of the platform
-id is in the participants table only.
+id is in the participants table only. Attention-check trials are rows of trials.csv marked in its
+`check` column; every count and accuracy of the participants table is over the test images alone.
 """
 
 from __future__ import annotations
@@ -27,18 +28,22 @@ PHASE_ORDER = {"quiz": 0, "test": 1}
 TRIAL_COLUMNS = [
     ("participant", "pseudonymous participant code (P + session number)"),
     ("condition", "the condition (teaching set) the participant was assigned to"),
-    ("completed", "1 if the participant finished the study, else 0"),
-    ("phase", "quiz (a teaching image, unlabeled) or test (a dataset image outside every teaching set)"),
+    ("completed", "1 if the participant finished the study, else 0 (screened out: 0)"),
+    ("phase", "quiz (a teaching image, unlabeled) or test (a dataset image outside every teaching set, or an "
+              "attention check)"),
+    ("check", "empty for a test image; instructed (a trial that said which class to click) or image (an "
+              "unambiguous image) for an attention check"),
     ("trial", "index of the trial within its phase, 0-based, in the order the participant saw them"),
     ("trial_overall", "index over quiz and test trials together, 0-based"),
     ("stimulus", "opaque token of the image shown (its file is stimuli/<token>.png in the study folder)"),
-    ("item", "test: index of the image in the dataset; quiz: index of the image in the condition's teaching set"),
+    ("item", "test: index of the image in the dataset; quiz: index of the image in the condition's teaching set; "
+             "check: index of the check in the study's attention checks"),
     ("source_id", "the dataset's id of the image (empty for generated teaching images)"),
     ("label", "true class index"),
     ("label_name", "true class name"),
     ("answer", "class index the participant chose"),
     ("answer_name", "class name the participant chose"),
-    ("correct", "1 if answer == label, else 0"),
+    ("correct", "1 if answer == label, else 0 (for a check: passed or failed)"),
     ("rt_ms", "response time measured in the browser, from the image being displayed to the click, in ms"),
     ("server_rt_ms", "time between the server sending the trial and storing the answer, in ms (includes network)"),
     ("teaching_set_opened", "how many times the participant reopened the teaching set during this trial"),
@@ -48,30 +53,46 @@ TRIAL_COLUMNS = [
 PARTICIPANT_COLUMNS = [
     ("participant", "pseudonymous participant code (P + session number)"),
     ("condition", "the condition (teaching set) the participant was assigned to"),
-    ("status", "completed, in_progress (active within the assignment window) or abandoned"),
+    ("status", "completed, screened_out (ended early by failed attention checks), in_progress (active within the "
+               "assignment window) or abandoned"),
     ("id_source", "where the participant id came from: prolific, mturk, url (participant=...) or anonymous"),
     ("participant_hash", "HMAC-SHA256 of the platform id under the study's secret key (not reversible without it)"),
+    ("platform_study_id", "the platform's study id from the link (Prolific STUDY_ID, MTurk hitId)"),
+    ("platform_session_id", "the platform's session id from the link (Prolific SESSION_ID, MTurk assignmentId)"),
     ("started_at", "consent given (UTC)"),
     ("completed_at", "last answer stored (UTC); empty if not completed"),
     ("duration_s", "completed_at - started_at in seconds; empty if not completed"),
     ("teaching_s", "seconds from consent to leaving the teaching page"),
     ("quiz_trials", "quiz answers stored"),
     ("quiz_accuracy", "fraction of quiz answers correct"),
-    ("test_trials", "test answers stored"),
+    ("test_trials", "test answers stored (attention checks not counted)"),
     ("test_correct", "test answers correct"),
     ("test_accuracy", "fraction of test answers correct"),
     ("median_rt_ms", "median browser response time over test trials"),
+    ("fast_answers", "test answers faster than the study's fast_rt_ms (implausibly fast)"),
+    ("checks", "attention checks answered"),
+    ("checks_failed", "attention checks answered wrongly"),
     ("revisits_quiz", "times the teaching set was reopened during the quiz"),
     ("revisits_test", "times the teaching set was reopened during the test"),
-    ("completion_code", "the code shown on the end page"),
+    ("tab_hidden", "times the participant left the study's tab (or window) during teaching, quiz and test"),
+    ("tab_hidden_s", "seconds away from the tab in total (as measured in the browser, for the returns recorded)"),
+    ("breaks", "breaks taken"),
+    ("browser", "the browser's user agent at consent"),
+    ("screen", "screen size at consent, in CSS pixels (width x height)"),
+    ("window", "browser window (viewport) size at consent, in CSS pixels (width x height)"),
+    ("pixel_ratio", "device pixel ratio at consent (physical pixels per CSS pixel)"),
+    ("pointer", "the finest pointer the device has: fine (mouse, trackpad), coarse (touch only) or none"),
+    ("completion_code", "the code shown on the end page (screen-out code for the screened out)"),
 ]
 EVENT_COLUMNS = [
     ("participant", "pseudonymous participant code"),
     ("condition", "assigned condition"),
-    ("kind", "teaching_done, show_teaching_set (reopened) or hide_teaching_set (closed again)"),
+    ("kind", "teaching_done, show_teaching_set (reopened), hide_teaching_set (closed again), tab_hidden (left the "
+             "tab), tab_visible (came back), break (a break taken)"),
     ("phase", "phase the participant was in"),
     ("position", "trial index within the phase at the time of the event"),
-    ("duration_ms", "hide_teaching_set: how long it was open, as measured in the browser"),
+    ("duration_ms", "as measured in the browser: hide_teaching_set, how long it was open; tab_visible, how long the "
+                    "tab was left; break, how long the break was"),
     ("at", "when the server stored the event (UTC)"),
 ]
 TABLES = {"trials.csv": TRIAL_COLUMNS, "participants.csv": PARTICIPANT_COLUMNS, "events.csv": EVENT_COLUMNS}
@@ -92,6 +113,11 @@ def _code(session_id: int) -> str:
     return f"P{session_id:04d}"
 
 
+def _size(environment: dict, what: str) -> str:
+    width, height = environment.get(f"{what}_w"), environment.get(f"{what}_h")
+    return f"{width}x{height}" if width and height else ""
+
+
 def load_data(db: Database, design: StudyDesign, now: datetime | None = None) -> StudyData:
     """Every session, trial and event of the study, as table rows (one consistent snapshot)."""
     now = now or utcnow()
@@ -108,7 +134,8 @@ def load_data(db: Database, design: StudyDesign, now: datetime | None = None) ->
             .where(sessions.c.study_id == design.uid).order_by(events.c.session_id, events.c.id)
         ).all()
     by_id = {s.id: s for s in session_rows}
-    source_ids = {s.token: s.source_id for s in design.test_pool}
+    source_ids = {s.token: s.source_id for s in design.test_pool + design.checks}
+    check_kind = {s.token: "instructed" if design.settings.check_kind == "instructed" else "image" for s in design.checks}
     for condition in design.conditions:
         source_ids.update({s.token: s.source_id for s in condition.quiz})
     opened = Counter((e.session_id, e.phase, e.position) for e in event_rows if e.kind == "show_teaching_set")
@@ -121,7 +148,8 @@ def load_data(db: Database, design: StudyDesign, now: datetime | None = None) ->
         server_rt = (t.answered_at - t.shown_at) / timedelta(milliseconds=1) if t.shown_at else None
         trial_table.append({
             "participant": _code(session.id), "condition": session.condition,
-            "completed": int(session.completed_at is not None), "phase": t.phase, "trial": t.trial_index,
+            "completed": int(session.phase == "done"), "phase": t.phase, "check": check_kind.get(t.stimulus, ""),
+            "trial": t.trial_index,
             "trial_overall": t.trial_index + (quiz_length[session.id] if t.phase == "test" else 0),
             "stimulus": t.stimulus, "item": t.item, "source_id": source_ids.get(t.stimulus) or "",
             "label": t.label, "label_name": names[t.label], "answer": t.answer, "answer_name": names[t.answer],
@@ -139,12 +167,22 @@ def load_data(db: Database, design: StudyDesign, now: datetime | None = None) ->
     revisits = Counter()
     for (session_id, phase, _), count in opened.items():
         revisits[(session_id, phase)] += count
+    kinds = Counter((e.session_id, e.kind) for e in event_rows)
+    away = Counter()
+    for e in event_rows:
+        if e.kind == "tab_visible" and e.duration_ms is not None:
+            away[e.session_id] += e.duration_ms
+    fast_ms = design.settings.fast_rt_ms
     participant_table = []
     for session in session_rows:
         mine = trials_of.get(_code(session.id), [])
         quiz = [t for t in mine if t["phase"] == "quiz"]
-        test = [t for t in mine if t["phase"] == "test"]
-        if session.completed_at is not None:
+        test = [t for t in mine if t["phase"] == "test" and not t["check"]]
+        checks = [t for t in mine if t["check"]]
+        environment = session.environment or {}
+        if session.phase == "screened_out":
+            status = "screened_out"
+        elif session.completed_at is not None:
             status = "completed"
         elif now - session.updated_at <= window:
             status = "in_progress"
@@ -153,6 +191,7 @@ def load_data(db: Database, design: StudyDesign, now: datetime | None = None) ->
         participant_table.append({
             "participant": _code(session.id), "condition": session.condition, "status": status,
             "id_source": session.id_source, "participant_hash": session.participant_hash,
+            "platform_study_id": session.platform_study_id or "", "platform_session_id": session.platform_session_id or "",
             "started_at": _iso(session.started_at), "completed_at": _iso(session.completed_at),
             "duration_s": "" if session.completed_at is None
             else round((session.completed_at - session.started_at).total_seconds(), 1),
@@ -163,7 +202,13 @@ def load_data(db: Database, design: StudyDesign, now: datetime | None = None) ->
             "test_trials": len(test), "test_correct": sum(t["correct"] for t in test),
             "test_accuracy": "" if not test else round(sum(t["correct"] for t in test) / len(test), 4),
             "median_rt_ms": "" if not test else round(median(t["rt_ms"] for t in test)),
+            "fast_answers": sum(t["rt_ms"] < fast_ms for t in test),
+            "checks": len(checks), "checks_failed": sum(not t["correct"] for t in checks),
             "revisits_quiz": revisits[(session.id, "quiz")], "revisits_test": revisits[(session.id, "test")],
+            "tab_hidden": kinds[(session.id, "tab_hidden")], "tab_hidden_s": round(away[session.id] / 1000, 1),
+            "breaks": kinds[(session.id, "break")], "browser": environment.get("user_agent") or "",
+            "screen": _size(environment, "screen"), "window": _size(environment, "window"),
+            "pixel_ratio": environment.get("pixel_ratio") or "", "pointer": environment.get("pointer") or "",
             "completion_code": session.completion_code or "",
         })
 

@@ -1,15 +1,20 @@
 """The study's state machine: the server, not the browser, decides what a participant does next.
 
-    consent -> teaching -> quiz (each teaching image, unlabeled) -> test -> done
+    consent -> teaching -> quiz (each teaching image, unlabeled) -> test (with attention checks) -> done
+                                                                     `-> screened_out (failed checks)
 
 A session is made at consent: the condition is assigned there (the least filled among completed
-and recently started sessions, inside the write transaction that inserts the session, under a
-lock of the study row) and the plan is drawn (quiz and test orders, from the study seed and the
-participant). Each answer is one transaction: lock the session, store the trial row, advance.
-An answer is accepted only for the trial the session is at; a repeat of a stored answer (a
-retried request) is acknowledged again without a write; a different answer to a stored trial,
-an answer out of order, and anything after completion are refused. The true label of a test
-image is never in a response.
+and recently started sessions that are under the quota, inside the write transaction that inserts
+the session, under a lock of the study row) and the plan is drawn (quiz and test orders, the
+attention checks' places, from the study seed and the participant). A session belongs to the
+browser that started it (a keyed hash of its browser cookie) unless the study allows other devices.
+Each answer is one transaction: lock the session, store the trial row, advance. An answer is
+accepted only for the trial the session is at; a repeat of a stored answer (a retried request) is
+acknowledged again without a write; a different answer to a stored trial, an answer out of order,
+and anything after the end are refused. The true label of a test image is never in a response.
+
+A preview flow is the same machine under another study id: what a researcher does in preview
+never reaches the participants' data, the assignment counts or the quotas.
 """
 
 from __future__ import annotations
@@ -19,17 +24,22 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import and_, bindparam, delete, func, or_, select
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
+from .checks import place_checks
 from .db import Database, events, sessions, studies, trials, utcnow
 from .design import Stimulus, StudyDesign
 from .identity import ParticipantId, new_session_token
+from .texts import fill, plain
 
 TRIAL_PHASES = ("quiz", "test")
-EVENT_KINDS = ("show_teaching_set", "hide_teaching_set")
-PAGE_OF_PHASE = {"teaching": "/teach", "quiz": "/trial", "test": "/trial", "done": "/done"}
+ENDED = ("done", "screened_out")
+EVENT_KINDS = ("show_teaching_set", "hide_teaching_set", "tab_hidden", "tab_visible", "break")
+EVENT_PHASES = {"show_teaching_set": ("quiz", "test"), "hide_teaching_set": ("quiz", "test"), "break": ("test",),
+                "tab_hidden": ("teaching", "quiz", "test"), "tab_visible": ("teaching", "quiz", "test")}
+PAGE_OF_PHASE = {"teaching": "/teach", "quiz": "/trial", "test": "/trial", "done": "/done", "screened_out": "/done"}
 
 
 # The statements of the answer path, built once: SQLAlchemy then skips building and hashing them per request.
@@ -54,6 +64,13 @@ class FlowError(Exception):
         self.message = message
 
 
+class StudyFull(FlowError):
+    """Every condition has reached its quota: no new session."""
+
+    def __init__(self):
+        super().__init__(200, "every condition of this study has all the participants it needs")
+
+
 @dataclass(frozen=True)
 class Answer:
     phase: str
@@ -70,16 +87,43 @@ class Event:
     duration_ms: int | None
 
 
-class StudyFlow:
-    """Every state change of a participant's session, for one study on one database."""
+@dataclass(frozen=True)
+class Arrival:
+    """What is known of a participant at consent, besides the id."""
 
-    def __init__(self, design: StudyDesign, db: Database, participant_key: str):
+    browser_hash: str | None = None  # keyed hash of the browser cookie
+    platform_study_id: str | None = None  # Prolific STUDY_ID, MTurk hitId
+    platform_session_id: str | None = None  # Prolific SESSION_ID, MTurk assignmentId
+    environment: dict | None = None  # browser, screen and window size
+    condition: str | None = None  # preview only: the condition to walk through
+
+
+def owns(session: Row, session_token: str | None, browser_hash: str | None) -> bool:
+    """Is this request from the browser that started `session`: its session cookie, or its browser cookie?"""
+    if session_token is not None and secrets.compare_digest(session_token, session.token):
+        return True
+    return bool(browser_hash and session.browser_hash and secrets.compare_digest(browser_hash, session.browser_hash))
+
+
+class StudyFlow:
+    """Every state change of a participant's session, for one study (or its preview) on one database."""
+
+    def __init__(self, design: StudyDesign, db: Database, participant_key: str, study_id: str | None = None):
         self.design = design
         self.db = db
         self.key = participant_key
-        self.stimuli: dict[str, Stimulus] = {s.token: s for s in design.test_pool}
+        self.study_id = study_id or design.uid
+        self.preview = self.study_id != design.uid
+        self.stimuli: dict[str, Stimulus] = {s.token: s for s in design.test_pool + design.checks}
         for condition in design.conditions:
             self.stimuli.update({s.token: s for s in condition.quiz})
+        self.check_tokens = frozenset(s.token for s in design.checks)
+        self.instructions = {}  # an instructed check's token -> what its trial says
+        if design.settings.check_kind == "instructed":
+            body = plain(design.texts.sections["check"])
+            values = design.text_values()
+            self.instructions = {s.token: fill(body, {**values, "class": f"“{design.display_names[s.label]}”"})
+                                 for s in design.checks}
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -90,43 +134,56 @@ class StudyFlow:
     def session_of(self, participant: ParticipantId) -> Row | None:
         with self.db.read() as conn:
             return conn.execute(
-                sessions.select().where(sessions.c.study_id == self.design.uid,
+                sessions.select().where(sessions.c.study_id == self.study_id,
                                         sessions.c.participant_hash == participant.hashed(self.key))
             ).first()
+
+    def is_full(self) -> bool:
+        """Has every condition reached its quota (a preview never is)?"""
+        if self.preview or self.design.settings.quota is None:
+            return False
+        with self.db.read() as conn:
+            return not self._open_conditions(conn, utcnow())
 
     def state(self, session: Row) -> dict:
         """What the participant does now; for a trial, its stimulus (never its label)."""
         return self._state(session.phase, session.position, session.plan)
 
-    @staticmethod
-    def _state(phase: str, position: int, plan: dict) -> dict:
+    def _state(self, phase: str, position: int, plan: dict) -> dict:
         state = {"phase": phase, "url": PAGE_OF_PHASE[phase]}
         if phase in TRIAL_PHASES:
             token = plan[phase][position]
-            state.update(trial=position, total=len(plan[phase]), stimulus=token, image=f"/img/{token}.png")
+            quiz = len(plan["quiz"])
+            state.update(trial=position, total=len(plan[phase]), stimulus=token, image=f"/img/{token}.png",
+                         step=position + (quiz if phase == "test" else 0), steps=quiz + len(plan["test"]))
+            if token in self.instructions:
+                state["instruction"] = self.instructions[token]
         return state
 
     # ---- writing -------------------------------------------------------------------------
 
-    def start(self, participant: ParticipantId) -> Row:
-        """The participant's session: the existing one (one per participant id), or a new one."""
+    def start(self, participant: ParticipantId, arrival: Arrival = Arrival()) -> Row:
+        """The participant's session: the existing one (one per participant id), or a new one;
+        StudyFull where no condition has room."""
         participant_hash = participant.hashed(self.key)
         try:
             with self.db.write() as conn:
                 # the study row lock serialises assignments on PostgreSQL (SQLite: BEGIN IMMEDIATE)
-                conn.execute(select(studies.c.id).where(studies.c.id == self.design.uid).with_for_update())
+                conn.execute(select(studies.c.id).where(studies.c.id == self.study_id).with_for_update())
                 existing = conn.execute(
-                    sessions.select().where(sessions.c.study_id == self.design.uid,
+                    sessions.select().where(sessions.c.study_id == self.study_id,
                                             sessions.c.participant_hash == participant_hash)
                 ).first()
                 if existing is not None:
                     return existing
                 now = utcnow()
-                condition = self._least_filled(conn, participant_hash, now)
+                condition = self._assign(conn, participant_hash, now, arrival.condition)
                 values = dict(
-                    study_id=self.design.uid, token=new_session_token(), participant_hash=participant_hash,
+                    study_id=self.study_id, token=new_session_token(), participant_hash=participant_hash,
                     id_source=participant.source, condition=condition, plan=self._plan(condition, participant_hash),
                     phase="teaching", position=0, shown_at=None, started_at=now, updated_at=now,
+                    browser_hash=arrival.browser_hash, platform_study_id=arrival.platform_study_id,
+                    platform_session_id=arrival.platform_session_id, environment=arrival.environment,
                 )
                 conn.execute(sessions.insert().values(**values))
                 return self._find(conn, values["token"])
@@ -159,8 +216,8 @@ class StudyFlow:
                     return self._answered(self.state(session), answer.phase, stored.stimulus, stored.correct,
                                           duplicate=True)
                 raise FlowError(409, f"{answer.phase} trial {answer.trial} was already answered; reload the page to go on")
-            if session.phase == "done":
-                raise FlowError(409, "this session is complete: no more answers are accepted")
+            if session.phase in ENDED:
+                raise FlowError(409, "this session has ended: no more answers are accepted")
             if session.phase != answer.phase or session.position != answer.trial:
                 where = f"{session.phase} trial {session.position}" if session.phase in TRIAL_PHASES else f"the {session.phase} page"
                 raise FlowError(409, f"the session is at {where}, not {answer.phase} trial {answer.trial}; reload the page to go on")
@@ -176,6 +233,9 @@ class StudyFlow:
                 "correct": correct, "rt_ms": answer.rt_ms, "shown_at": session.shown_at, "answered_at": now,
             })
             after = self._advance(session, now)
+            if not correct and answer.stimulus in self.check_tokens and self._screened_out(conn, session):
+                after = {**after, "phase": "screened_out", "position": 0, "shown_at": None, "completed_at": now,
+                         "completion_code": self.design.settings.screen_out_code}
             conn.execute(ADVANCE_SESSION, {"session": session.id, **{f"new_{k}": v for k, v in after.items()}})
             return self._answered(self._state(after["phase"], after["position"], session.plan), answer.phase,
                                   answer.stimulus, correct, duplicate=False)
@@ -188,32 +248,48 @@ class StudyFlow:
             ).first()
             if stored is not None:
                 return {"recorded": True, "duplicate": True}
-            if session.phase == "done":
-                raise FlowError(409, "this session is complete: no more events are accepted")
-            if session.phase not in TRIAL_PHASES:
-                raise FlowError(409, "the teaching set can be reopened during the quiz and the test only")
+            if session.phase in ENDED:
+                raise FlowError(409, "this session has ended: no more events are accepted")
+            allowed = EVENT_PHASES[event.kind]
+            if event.kind == "show_teaching_set" and not self.design.settings.teaching_during_quiz:
+                allowed = ("test",)
+            if session.phase not in allowed:
+                raise FlowError(409, f"'{event.kind}' cannot happen during the {session.phase} phase of this study")
             conn.execute(events.insert().values(
                 session_id=session.id, event_id=event.event_id, kind=event.kind, phase=session.phase,
                 position=session.position, duration_ms=event.duration_ms, at=utcnow(),
             ))
             return {"recorded": True, "duplicate": False}
 
+    def purge(self, older_than: timedelta) -> int:
+        """Preview only: delete the preview sessions started longer ago than `older_than`; how many."""
+        if not self.preview:
+            raise ValueError("only preview sessions are ever deleted")
+        old = select(sessions.c.id).where(sessions.c.study_id == self.study_id,
+                                          sessions.c.started_at < utcnow() - older_than)
+        with self.db.write() as conn:
+            conn.execute(delete(trials).where(trials.c.session_id.in_(old)))
+            conn.execute(delete(events).where(events.c.session_id.in_(old)))
+            return conn.execute(delete(sessions).where(sessions.c.id.in_(old))).rowcount
+
     # ---- helpers -------------------------------------------------------------------------
 
     def _find(self, conn: Connection, token: str) -> Row | None:
-        return conn.execute(SESSION_BY_TOKEN, {"token": token, "study": self.design.uid}).first()
+        return conn.execute(SESSION_BY_TOKEN, {"token": token, "study": self.study_id}).first()
 
     def _lock(self, conn: Connection, token: str) -> Row:
-        session = conn.execute(LOCK_SESSION, {"token": token, "study": self.design.uid}).first()
+        session = conn.execute(LOCK_SESSION, {"token": token, "study": self.study_id}).first()
         if session is None:
             raise FlowError(403, "unknown session; open the study link again")
         return session
 
-    def _least_filled(self, conn: Connection, participant_hash: str, now) -> str:
+    def _open_conditions(self, conn: Connection, now) -> dict[str, int]:
+        """Condition -> sessions that fill it (completed, or started within the assignment window; never
+        the screened out), for the conditions under their quota."""
         cutoff = now - timedelta(minutes=self.design.assign_window_minutes)
         rows = conn.execute(
             select(sessions.c.condition, func.count())
-            .where(sessions.c.study_id == self.design.uid,
+            .where(sessions.c.study_id == self.study_id, sessions.c.phase != "screened_out",
                    or_(sessions.c.completed_at.is_not(None), sessions.c.started_at >= cutoff))
             .group_by(sessions.c.condition)
         )
@@ -221,6 +297,15 @@ class StudyFlow:
         for condition, count in rows:
             if condition in counts:
                 counts[condition] = count
+        quota = self.design.settings.quota
+        return counts if quota is None or self.preview else {k: v for k, v in counts.items() if v < quota}
+
+    def _assign(self, conn: Connection, participant_hash: str, now, chosen: str | None) -> str:
+        if chosen is not None and self.preview and chosen in self.design.condition_names:
+            return chosen
+        counts = self._open_conditions(conn, now)
+        if not counts:
+            raise StudyFull()
         least = min(counts.values())
         candidates = [name for name, count in counts.items() if count == least]
         return random.Random(f"{self.design.seed}:assign:{participant_hash}").choice(candidates)
@@ -234,7 +319,20 @@ class StudyFlow:
             test = rng.sample(pool, self.design.test_count)
         else:
             test = rng.sample(pool, len(pool))
+        checks = [s.token for s in self.design.checks]
+        if checks:
+            test = place_checks(test, rng.sample(checks, self.design.settings.attention_checks), rng)
         return {"quiz": quiz, "test": test}
+
+    def _screened_out(self, conn: Connection, session: Row) -> bool:
+        """After a failed check (stored): has the session now failed enough checks to end?"""
+        limit = self.design.settings.screen_out_after
+        if not limit:
+            return False
+        failed = conn.execute(select(func.count()).select_from(trials).where(and_(
+            trials.c.session_id == session.id, trials.c.stimulus.in_(self.check_tokens), trials.c.correct.is_(False)
+        ))).scalar_one()
+        return failed >= limit
 
     def _advance(self, session: Row, now) -> dict:
         """The session's columns after an answer: the next trial, the next phase, or done."""
@@ -253,5 +351,5 @@ class StudyFlow:
         if phase == "quiz" and self.design.quiz_feedback:
             # a quiz image is a teaching image, whose label the teaching page shows anyway
             label = self.stimuli[stimulus].label
-            response["feedback"] = {"correct": bool(correct), "label": self.design.class_names[label]}
+            response["feedback"] = {"correct": bool(correct), "label": self.design.display_names[label], "answer": label}
         return response

@@ -45,6 +45,7 @@ def links(design: StudyDesign, base: str) -> dict[str, str]:
         "prolific": f"{base}/?{PROLIFIC_QUERY}",
         "with_id": f"{base}/?participant=ID",
         "dashboard": f"{base}/dashboard/login?token={quote(token)}",
+        "preview": f"{base}/dashboard/preview?token={quote(token)}",
     }
 
 
@@ -69,6 +70,7 @@ def serve(design: StudyDesign, database_url: str | None = None, host: str = "127
     print(f"  from Prolific:  {found['prolific']}")
     print(f"  with an id:     {found['with_id']}  (one session per id; MTurk's workerId= works too)")
     print(f"dashboard link:   {found['dashboard']}")
+    print(f"preview link:     {found['preview']}  (walk through the study; nothing is stored with the data)")
     print(f"listening on {shown_host}:{bound_port}; stop with Ctrl-C", flush=True)
     sys.stdout.flush()
 

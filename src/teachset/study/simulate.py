@@ -2,8 +2,9 @@
 
 Used by the load, crash and API tests and by benchmarks/bench_study.py, and handy to smoke-test a
 deployment before real people arrive. A simulated participant does what study.js does: open the
-link, consent, leave the teaching page, then answer every trial the server hands out, retrying a
-request whose answer did not arrive (the server stores an answer once however often it is sent).
+link, consent, leave the teaching page, then answer every trial the server hands out (attention
+checks too), retrying a request whose answer did not arrive (the server stores an answer once
+however often it is sent). Like a browser it keeps its cookies, so the session stays its own.
 Answers come from `choose(state) -> class index`; the server never tells a test label, so a
 simulation that should score well must be given the labels (see `oracle`).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -90,7 +92,7 @@ class StudyClient:
 
 def oracle(design: StudyDesign, accuracy: float, rng: random.Random) -> Callable[[dict], int]:
     """A chooser that is right with probability `accuracy` (it reads the labels from the study folder)."""
-    labels = {s.token: s.label for s in design.test_pool}
+    labels = {s.token: s.label for s in design.test_pool + design.checks}
     for condition in design.conditions:
         labels.update({s.token: s.label for s in condition.quiz})
     classes = len(design.class_names)
@@ -123,19 +125,18 @@ def _expect(reply: Reply, *statuses: int) -> Reply:
     return reply
 
 
-def start(client: StudyClient, participant_id: str | None, record: Participation) -> dict:
-    """Open the link and consent (or resume); returns the session's state."""
-    query = f"/?{urlencode({'participant': participant_id})}" if participant_id else "/"
-    reply = _expect(client.get(query), 200, 303)
+HIDDEN = re.compile(r'<input type="hidden" name="([A-Za-z_]+)" value="([^"]*)"')
+
+
+def start(client: StudyClient, participant_id: str | None, record: Participation, link: dict | None = None) -> dict:
+    """Open the link (with participant=<participant_id>, or the fields of `link`, e.g. Prolific's) and
+    consent (or resume); returns the session's state."""
+    fields = link or ({"participant": participant_id} if participant_id else {})
+    reply = _expect(client.get(f"/?{urlencode(fields)}" if fields else "/"), 200, 303)
     record.requests += 1
-    if reply.status == 200:  # the consent form: post it back with its hidden fields
-        fields = {"consent": "yes"}
-        text = reply.body.decode()
-        for name in ("participant", "visit"):
-            marker = f'name="{name}" value="'
-            if marker in text:
-                fields[name] = text.split(marker, 1)[1].split('"', 1)[0]
-        _expect(client.post_form("/consent", fields), 303)
+    if reply.status == 200:  # the consent form: post it back with its hidden fields (the environment left empty)
+        form = {"consent": "yes", **dict(HIDDEN.findall(reply.body.decode()))}
+        _expect(client.post_form("/consent", form), 303)
         record.requests += 1
     state = _expect(client.get("/api/state"), 200).json()
     record.requests += 1
@@ -169,11 +170,12 @@ def answer_all(client: StudyClient, state: dict, choose: Callable[[dict], int], 
                 raise Refused("a repeated answer was stored twice")
         state = reply.json()["state"]
         answered += 1
-    if state["phase"] == "done":
+    if state["phase"] in ("done", "screened_out"):
         reply = _expect(client.get("/done"), 200)
         record.requests += 1
         text = reply.body.decode()
-        record.completion_code = text.split('id="completion-code">', 1)[1].split("<", 1)[0]
+        if 'id="completion-code">' in text:
+            record.completion_code = text.split('id="completion-code">', 1)[1].split("<", 1)[0]
     return state
 
 

@@ -18,13 +18,17 @@ MAX_RT_MS = 3_600_000
 MAX_TRIAL = 100_000
 STIMULUS = re.compile(r"[0-9a-f]{16}")  # used with fullmatch: `$` would let a trailing newline through
 EVENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+SIZE_FIELDS = ("screen_w", "screen_h", "window_w", "window_h")
+POINTERS = ("fine", "coarse", "none")
+MOBILE_AGENT = re.compile(r"Mobi|Android|iPhone|iPad|iPod|Windows Phone|Silk|Kindle|Opera Mini|BlackBerry", re.I)
 
 
 class BadRequest(ValueError):
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, retry_after: int = 0):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after  # 429: seconds until a retry may succeed
 
 
 def _json_object(body: bytes, fields: set[str], required: set[str]) -> dict:
@@ -85,7 +89,26 @@ def parse_event(body: bytes) -> Event:
 def parse_form(body: bytes) -> dict[str, str]:
     """An application/x-www-form-urlencoded body: the first value of each field."""
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=20)
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=30)
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("the form could not be read; reload the page and try again") from None
     return {name: values[0] for name, values in fields.items()}
+
+
+def parse_environment(form: dict[str, str], user_agent: str) -> dict:
+    """The browser's environment from the consent form's fields (the page's script fills them in):
+    screen and window size in CSS pixels, pixel ratio, pointer; a value that is not well formed is
+    stored as missing (a participant is never turned away for an odd screen)."""
+    environment: dict = {"user_agent": "".join(c for c in user_agent[:300] if c.isprintable())}
+    for name in SIZE_FIELDS:
+        value = form.get(name, "")
+        environment[name] = int(value) if re.fullmatch(r"[0-9]{1,5}", value) else None
+    ratio = form.get("pixel_ratio", "")
+    environment["pixel_ratio"] = float(ratio) if re.fullmatch(r"[0-9]{1,2}(\.[0-9]{1,4})?", ratio) else None
+    environment["pointer"] = form.get("pointer") if form.get("pointer") in POINTERS else None
+    return environment
+
+
+def looks_mobile(user_agent: str, environment: dict | None = None) -> bool:
+    """A phone or tablet: by its user agent, or (where the page reported it) a touch-only pointer."""
+    return bool(MOBILE_AGENT.search(user_agent)) or bool(environment and environment.get("pointer") == "coarse")

@@ -1,16 +1,27 @@
-"""What the participant pages (app.py) and the researcher dashboard (dashboard.py) share: the
-context every handler reads, the page templates, and small request and response helpers.
+"""What the participant pages (participant.py), the researcher dashboard (dashboard.py) and the app
+(app.py) share: the context every handler reads, the page templates, cookies, and small request and
+response helpers.
 
-Both app.py and dashboard.py import this module; neither imports the other's handlers from here,
-so the modules form no import cycle.
+Cookies (all HttpOnly, SameSite=Lax unless said):
+    teachset_session    the session's random token: the participant's credential for the API
+    teachset_browser    a random id given at the first page; the session keeps its keyed hash, so the
+                        browser that started a session finds it again even if the consent reply was lost
+    teachset_preview    preview mode: "<condition>.<HMAC>" (set from the dashboard; a participant
+                        cannot make one)
+    teachset_dashboard  the dashboard's login (SameSite=Strict, path /dashboard; see dashboard.py)
+
+The modules that import this one import nothing of each other's handlers, so they form no cycle.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
@@ -18,12 +29,18 @@ from .db import Database
 from .design import StudyDesign
 from .flow import StudyFlow
 from .identity import TOKEN
+from .ratelimit import LoginLimiter
+from .texts import fill, render_markdown
 from .validate import MAX_BODY_BYTES, BadRequest
 
 PAGES = Path(__file__).parent / "pages"
 SESSION_COOKIE = "teachset_session"
+BROWSER_COOKIE = "teachset_browser"
+PREVIEW_COOKIE = "teachset_preview"
 SESSION_MAX_AGE_S = 14 * 24 * 3600
+PREVIEW_MAX_AGE_S = 12 * 3600
 PIXELATED_BELOW = 96  # images smaller than this are scaled up with hard pixel edges
+PAGE_TEXTS = ("consent", "instructions", "teaching", "quiz", "test", "break", "debrief", "screened_out")
 
 
 @dataclass
@@ -33,29 +50,65 @@ class StudyContext:
     design: StudyDesign
     db: Database
     flow: StudyFlow
+    preview_flow: StudyFlow
     pages: Environment
     images: dict[str, bytes]
     static: dict[str, tuple[bytes, str]]
     dashboard_token: str
     key: str
     secure_cookies: bool
+    limiter: LoginLimiter
+    texts: dict[str, Markup] | None = None
+
+    def __post_init__(self):
+        values = self.design.text_values()
+        self.texts = {name: render_markdown(fill(self.design.texts.sections[name], values)) for name in PAGE_TEXTS}
 
     def render(self, template: str, status: int = 200, **values) -> HTMLResponse:
         values.setdefault("title", self.design.name)
+        values.setdefault("preview", False)
         html = self.pages.get_template(template).render(**values)
         return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
 
-    def message(self, heading: str, message: str, status: int = 200) -> HTMLResponse:
-        return self.render("message.html", status=status, heading=heading, message=message)
+    def page(self, request: Request, template: str, status: int = 200, **values) -> HTMLResponse:
+        """A participant page; in preview mode with the preview banner."""
+        return self.render(template, status, preview=self.preview_of(request) is not None, **values)
+
+    def message(self, heading: str, message: str, status: int = 200, request: Request | None = None) -> HTMLResponse:
+        preview = request is not None and self.preview_of(request) is not None
+        return self.render("message.html", status=status, heading=heading, message=message, preview=preview)
 
     def teaching_rows(self, condition: str) -> list[dict]:
         teach = self.design.condition(condition).teach
         return [{"name": name, "tokens": [s.token for s in teach if s.label == c]}
-                for c, name in enumerate(self.design.class_names)]
+                for c, name in enumerate(self.design.display_names)]
 
     @property
     def pixelated(self) -> bool:
         return self.design.image_size < PIXELATED_BELOW
+
+    # ---- cookies -----------------------------------------------------------------------------
+
+    def _sign(self, text: str) -> str:
+        return hmac.new(bytes.fromhex(self.key), text.encode(), hashlib.sha256).hexdigest()
+
+    def preview_cookie(self, condition: str) -> str:
+        return f"{condition}.{self._sign('preview:' + condition)[:32]}"
+
+    def preview_of(self, request: Request) -> str | None:
+        """The preview condition ("" for any) if the request carries a valid preview cookie, else None."""
+        value = request.cookies.get(PREVIEW_COOKIE, "")
+        condition, _, _ = value.partition(".")
+        if value and len(value) <= 80 and hmac.compare_digest(value.encode(), self.preview_cookie(condition).encode()):
+            return condition
+        return None
+
+    def flow_for(self, request: Request) -> StudyFlow:
+        return self.preview_flow if self.preview_of(request) is not None else self.flow
+
+    def browser_hash(self, token: str | None) -> str | None:
+        """The keyed hash of a browser cookie's value (None for none or a malformed one)."""
+        return self._sign("browser:" + token) if token and TOKEN.fullmatch(token) else None
 
 
 def page_environment() -> Environment:
@@ -90,10 +143,19 @@ def session_token(request: Request) -> str:
     return token
 
 
-def with_session_cookie(response: Response, token: str, secure: bool) -> Response:
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_MAX_AGE_S, httponly=True, samesite="lax",
-                        secure=secure, path="/")
+def cookie_token(request: Request, name: str = SESSION_COOKIE) -> str | None:
+    """The cookie's token if there is a well-formed one, else None."""
+    token = request.cookies.get(name, "")
+    return token if TOKEN.fullmatch(token) else None
+
+
+def set_cookie(response: Response, name: str, value: str, secure: bool, max_age: int = SESSION_MAX_AGE_S) -> Response:
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax", secure=secure, path="/")
     return response
+
+
+def with_session_cookie(response: Response, token: str, secure: bool) -> Response:
+    return set_cookie(response, SESSION_COOKIE, token, secure)
 
 
 def redirect(url: str) -> RedirectResponse:
