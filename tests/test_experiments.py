@@ -119,3 +119,19 @@ def test_pool_and_ray_executors_give_the_same_numbers(tmp_path):
         run_grid(experiment, tmp_path / executor, workers=2, executor=executor, progress=False).close()
         results[executor] = rows_of(tmp_path / executor)
     assert results["pool"] == results["ray"] and len(results["pool"]) == 3 * 2 * 2
+
+
+def test_features_in_shards_on_ray_equal_one_process(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    import numpy as np
+
+    from teachset.data import load_dataset
+    from teachset.experiments.features import sharded_features
+    from teachset.features import dataset_features
+
+    dataset = load_dataset("digits", image_size=16, classes="0,1")
+    whole = dataset_features(dataset, "alexnet", 64, progress=False, use_cache=False)
+    monkeypatch.setenv("TEACHSET_CACHE", str(tmp_path / "cache"))  # a cold cache: the shards compute
+    sharded = sharded_features(dataset, "alexnet", 64, workers=2, executor="ray", shard_size=100)
+    np.testing.assert_allclose(sharded, whole, atol=1e-5)
+    assert np.array_equal(dataset_features(dataset, "alexnet", 64, progress=False), sharded)  # the same cache file

@@ -28,7 +28,13 @@ def cmd_features(args) -> None:
         raise TeachsetError("give a dataset (or --list); e.g. teachset features elpv")
     dataset = load_dataset(args)
     start = time.perf_counter()
-    features = dataset_features(dataset, args.extractor, args.input_size, args.weights, use_cache=not args.recompute)
+    if args.workers > 1 or args.executor == "ray":
+        from ..experiments.features import sharded_features
+
+        features = sharded_features(dataset, args.extractor, args.input_size, workers=args.workers, executor=args.executor,
+                                    address=args.ray_address)
+    else:
+        features = dataset_features(dataset, args.extractor, args.input_size, args.weights, use_cache=not args.recompute)
     seconds = time.perf_counter() - start
     print(f"{features.shape[0]} x {features.shape[1]} features ({args.extractor}) in {seconds:.1f} s, cached under {cache_dir()}")
 
@@ -40,6 +46,7 @@ teachset features --list
 teachset features elpv                          # mobilenet_v2 at 64 px, cached
 teachset features path/to/folder --extractor alexnet --size 128
 teachset features elpv --extractor resnet50 --weights resnet50-0676ba61.pth
+teachset features fashion-mnist --workers 2 --executor ray      # in shards on a local Ray cluster
 """)
     p.add_argument("dataset", nargs="?", help="a bundled dataset name, a class-per-folder folder, or a CSV manifest")
     add_dataset_args(p, positional=False)
@@ -47,3 +54,6 @@ teachset features elpv --extractor resnet50 --weights resnet50-0676ba61.pth
     p.add_argument("--weights", default=None, help="a local torchvision weights file (resnet18/resnet50/mobilenet_v2)")
     p.add_argument("--recompute", action="store_true", help="ignore the cache and compute again")
     p.add_argument("--list", action="store_true", help="list the extractors")
+    p.add_argument("--workers", type=int, default=1, help="compute in shards on this many workers (each gets cores / workers threads)")
+    p.add_argument("--executor", choices=["pool", "ray"], default="pool", help="local processes, or Ray")
+    p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: a local one)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,24 +32,33 @@ def cache_key(dataset: ImageDataset, extractor: str, input_size: int | None) -> 
     return f"{dataset.fingerprint}-{extractor}-{dataset.image_size}px" + (f"-in{input_size}" if input_size else "")
 
 
-def dataset_features(dataset: ImageDataset, extractor: str = defaults.EXTRACTOR, input_size: int | None = None,
-                     weights_file: str | None = None, progress: bool = True, use_cache: bool = True) -> np.ndarray:
-    """Features of every image of `dataset`, (N, d) float32, read from the cache or computed and cached.
-
-    The cache file is written beside its final name and renamed into place, so an interrupted
-    run never leaves a file that a later run would read.
-    """
+def cached_features(dataset: ImageDataset, extractor: str, input_size: int | None) -> tuple[Path, np.ndarray | None]:
+    """(the cache file of these features, the features if it holds them)."""
     path = defaults.cache_dir() / "features" / f"{cache_key(dataset, extractor, input_size)}.npy"
-    if use_cache and path.is_file():
+    if path.is_file():
         try:
             features = np.load(path)
             if features.ndim == 2 and len(features) == len(dataset):
-                return features
+                return path, features
         except (OSError, ValueError):
             pass  # unreadable: compute again and replace it
+    return path, None
+
+
+def store_features(path: Path, features: np.ndarray) -> None:
+    """Written beside its final name and renamed into place: an interrupted run never leaves a file a later run would read."""
+    buffer = io.BytesIO()
+    np.save(buffer, features)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def dataset_features(dataset: ImageDataset, extractor: str = defaults.EXTRACTOR, input_size: int | None = None,
+                     weights_file: str | None = None, progress: bool = True, use_cache: bool = True) -> np.ndarray:
+    """Features of every image of `dataset`, (N, d) float32, read from the cache or computed and cached."""
+    path, features = cached_features(dataset, extractor, input_size)
+    if use_cache and features is not None:
+        return features
     features = extract(build_extractor(extractor, input_size, weights_file), dataset, progress=progress)
     if use_cache:
-        buffer = io.BytesIO()
-        np.save(buffer, features)
-        atomic_write_bytes(path, buffer.getvalue())
+        store_features(path, features)
     return features
