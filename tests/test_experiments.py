@@ -111,8 +111,16 @@ def test_resuming_with_a_changed_experiment_is_refused(tmp_path, capsys):
     store.close()
 
 
-def test_pool_and_ray_executors_give_the_same_numbers(tmp_path):
-    pytest.importorskip("ray")
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local 2-worker Ray cluster for the tests of this module (its workers keep their imports)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_pool_and_ray_executors_give_the_same_numbers(tmp_path, local_ray):
     experiment = load_experiment(write(tmp_path, GRID.format(seeds=2, epochs=5)))
     results = {}
     for executor in ("pool", "ray"):
@@ -121,17 +129,17 @@ def test_pool_and_ray_executors_give_the_same_numbers(tmp_path):
     assert results["pool"] == results["ray"] and len(results["pool"]) == 3 * 2 * 2
 
 
-def test_features_in_shards_on_ray_equal_one_process(tmp_path, monkeypatch):
-    pytest.importorskip("ray")
+def test_features_in_shards_on_ray_equal_one_process(tmp_path, local_ray):
     import numpy as np
 
     from teachset.data import load_dataset
     from teachset.experiments.features import sharded_features
     from teachset.features import dataset_features
+    from teachset.features.cache import cached_features
 
     dataset = load_dataset("digits", image_size=16, classes="0,1")
     whole = dataset_features(dataset, "alexnet", 64, progress=False, use_cache=False)
-    monkeypatch.setenv("TEACHSET_CACHE", str(tmp_path / "cache"))  # a cold cache: the shards compute
+    cached_features(dataset, "alexnet", 64)[0].unlink(missing_ok=True)  # a cold cache: the shards compute
     sharded = sharded_features(dataset, "alexnet", 64, workers=2, executor="ray", shard_size=100)
     np.testing.assert_allclose(sharded, whole, atol=1e-5)
     assert np.array_equal(dataset_features(dataset, "alexnet", 64, progress=False), sharded)  # the same cache file
