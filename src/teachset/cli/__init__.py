@@ -9,10 +9,10 @@ import sys
 
 from ..errors import OptionError, TeachsetError
 from ..threads import THREADS_ENV, configure_threads
-from . import data, evaluate, generator, gtn, run, study, teach
+from . import data, evaluate, explain, generator, gtn, run, study, teach
 from .common import examples
 
-GROUPS = (data, teach, evaluate, run, generator, gtn, study)
+GROUPS = (data, teach, evaluate, run, generator, explain, gtn, study)
 
 
 def build_parser() -> argparse.ArgumentParser:

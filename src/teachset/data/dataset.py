@@ -76,7 +76,7 @@ class ImageDataset:
     def tensor(self, index=None) -> torch.Tensor:
         """Images as float32 in [0, 1], shape (n, C, H, W); all of them, or those at `index`."""
         images = self.images if index is None else self.images[index]
-        return torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+        return torch.from_numpy(np.asarray(images, dtype=np.float32)).div_(255.0)  # a copy: the images may be read-only
 
     @cached_property
     def fingerprint(self) -> str:

@@ -139,7 +139,7 @@ class Autoencoder(ConvGenerator):
         y = y.to(device)
         noise = torch.randn(len(y), self.latent_dim, generator=generator).to(device)
         if not len(self.prior_codes):  # a checkpoint without codes: the class Gaussian
-            return self._from_whitened(noise, y)
+            return self.unwhiten(noise, y)
         centres = torch.empty(len(y), self.latent_dim, device=device)
         for c in y.unique().tolist():
             pool = self.prior_codes[self.prior_code_labels == c]
@@ -149,13 +149,13 @@ class Autoencoder(ConvGenerator):
             centres[members] = pool[torch.randint(len(pool), (int(members.sum()),), generator=generator).to(device)]
         return centres + self.prior_bandwidth * torch.einsum("nij,nj->ni", self.prior_chol[y], noise)
 
-    def _to_whitened(self, z, y):
+    def whiten(self, z, y):
         diff = (z - self.prior_mean[y]).unsqueeze(-1)
         return torch.linalg.solve_triangular(self.prior_chol[y], diff, upper=False).squeeze(-1)
 
-    def _from_whitened(self, w, y):
+    def unwhiten(self, w, y):
         return self.prior_mean[y] + torch.einsum("nij,nj->ni", self.prior_chol[y], w)
 
     def prior_nll(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-code squared Mahalanobis distance to its class's Gaussian (the teacher's realism penalty)."""
-        return self._to_whitened(z, y).pow(2).sum(1)
+        return self.whiten(z, y).pow(2).sum(1)

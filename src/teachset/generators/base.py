@@ -44,12 +44,13 @@ class Generator(nn.Module):
         """Pull codes back inside the prior's ball of radius `radius` * sqrt(latent_dim) (whitened)."""
         limit = radius * self.latent_dim**0.5
         norm = self.prior_nll(z, y).sqrt().clamp_min(1e-12)
-        return self._from_whitened(self._to_whitened(z, y) * (limit / norm).clamp(max=1.0).unsqueeze(1), y)
+        return self.unwhiten(self.whiten(z, y) * (limit / norm).clamp(max=1.0).unsqueeze(1), y)
 
-    def _to_whitened(self, z, y):
+    def whiten(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Codes in the prior's whitened space, where distances are in the class's standard deviations."""
         return z
 
-    def _from_whitened(self, w, y):
+    def unwhiten(self, w: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return w
 
     def freeze(self) -> "Generator":

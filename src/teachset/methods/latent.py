@@ -94,14 +94,14 @@ class LatentTeacher(TeacherOptions, Method):
             labels = torch.from_numpy(start.labels)
         z0 = initial_codes(generator, labels, seed, start)
         project = None
-        start_whitened = generator._to_whitened(z0, labels).detach()
+        start_whitened = generator.whiten(z0, labels).detach()
 
         def penalty(z):
             total = 0.0
             if self.prior_weight:
                 total = total + self.prior_weight * generator.prior_nll(z, labels).mean() / generator.latent_dim
             if self.anchor_weight:
-                moved = generator._to_whitened(z, labels) - start_whitened
+                moved = generator.whiten(z, labels) - start_whitened
                 total = total + self.anchor_weight * moved.pow(2).sum(1).mean() / generator.latent_dim
             return total
         if self.truncation:
