@@ -3,6 +3,8 @@
 - `digits_study`: 10 classes (sklearn digits at 16 px), conditions A and B of one image per class,
   4 test images: 10 quiz + 4 test trials per participant.
 - `pair_study`: 2 classes, 2 teaching images per class, 4 test images (the browser test).
+- `checks_study`: digits as a Prolific study with 2 attention checks and a screen-out path;
+  `prolific_study`: the same features on pair_study, with own texts (the Prolific browser test).
 - `database_url`: each test that takes it runs twice, on an SQLite file and on a fresh database
   of a real PostgreSQL server that the session starts on loopback (skipped only where PostgreSQL
   is not installed, and never under CI=true: there it must run).
@@ -71,6 +73,30 @@ def pair_study(tmp_path_factory) -> StudyDesign:
     dataset = load_dataset(str(root / "data"), image_size=32)
     conditions = _teaching_sets(dataset, root, per_class=2, names=["A"])
     return create_study("Zeros and ones", str(root / "data"), conditions, out=root / "study", test_images=4, seed=1)
+
+
+@pytest.fixture(scope="session")
+def checks_study(digits_study, tmp_path_factory) -> StudyDesign:
+    """A Prolific study on digits: 6 test images and 2 instructed checks; 2 failed checks screen out."""
+    return create_study("Checks", "digits", [(c.name, digits_study.path / c.folder) for c in digits_study.conditions],
+                        out=tmp_path_factory.mktemp("checks") / "study", test_images=6, seed=5, prolific=True,
+                        completion_code="C0MPL3T3", attention_checks=2, screen_out_after=2, screen_out_code="SCR33N",
+                        break_every=3)
+
+
+@pytest.fixture(scope="session")
+def prolific_study(pair_study, tmp_path_factory) -> StudyDesign:
+    """pair_study's teaching set as a Prolific study for the browser: own texts and class names, 6 test
+    images, 2 instructed checks (2 failed end it), a break every 3 test trials, a completion code."""
+    root = tmp_path_factory.mktemp("prolific-study")
+    texts = root / "texts.md"
+    texts.write_text("# Instructions\n\n## Before you start\n\nYou will sort **{test_trials}** images of {classes}.\n\n"
+                     "# Debrief\n\nThis study compares *teaching sets*. Thank you!\n\n# Classes\n\n- zero: Zero (0)\n"
+                     "- one: One (1)\n")
+    return create_study("Zeros and ones", pair_study.dataset["spec"]["source"],
+                        [("A", pair_study.path / pair_study.conditions[0].folder)], out=root / "study", texts=texts,
+                        test_images=6, seed=2, prolific=True, completion_code="C0MPL3T3", screen_out_code="SCR33N",
+                        attention_checks=2, screen_out_after=2, break_every=3)
 
 
 # ---- PostgreSQL --------------------------------------------------------------------------------

@@ -110,3 +110,44 @@ def test_analysis_with_no_participants_yet(digits_study, tmp_path):
     db.close()
     assert summary["participants_included"] == 0 and summary["comparison"]["overall"]["p_value"] is None
     assert "n/a" in (tmp_path / "out" / "report.html").read_text()
+
+
+def answer_with(client, state, choose, rt_ms: int) -> dict:
+    while state["phase"] in ("quiz", "test"):
+        payload = {"phase": state["phase"], "trial": state["trial"], "stimulus": state["stimulus"],
+                   "answer": choose(state), "rt_ms": rt_ms}
+        state = client.post_json("/api/answer", payload).json()["state"]
+    return state
+
+
+def test_exclusions_are_applied_and_listed_never_silent(checks_study, serve_study, tmp_path):
+    """Careful participants count; one who failed a check, one who answered implausibly fast and one
+    screened out are left out, each listed with the reason; without the rules they count again."""
+    live = serve_study(checks_study, f"sqlite:///{tmp_path / 'r.sqlite'}")
+    labels = {s.token: s.label for s in checks_study.test_pool + checks_study.checks}
+    for c in checks_study.conditions:
+        labels.update({s.token: s.label for s in c.quiz})
+    checks = [s.token for s in checks_study.checks]
+    people = {"good1": (set(), 900), "good2": (set(), 900), "onefail": ({checks[0]}, 900), "fast": (set(), 120),
+              "screened": (set(checks), 900)}  # id: (checks answered wrongly, response time in ms)
+    for pid, (fail, rt) in people.items():
+        client = live.client()
+        state = start(client, None, Participation(pid), link={"PROLIFIC_PID": pid})
+        final = answer_with(client, state, lambda s: (labels[s["stimulus"]] + (s["stimulus"] in fail)) % 10, rt)
+        assert final["phase"] == ("screened_out" if pid == "screened" else "done"), pid
+    summary = analyze(checks_study, live.db, tmp_path / "out", proxy=False, permutations=200)
+    excluded = {e["participant"]: e for e in summary["exclusions"]["excluded"]}
+    assert len(excluded) == 3 and summary["participants_included"] == 2 and summary["participants_total"] == 5
+    reasons = sorted(e["reasons"] for e in excluded.values())
+    assert reasons[0].startswith("6 of 6 test answers faster than 300 ms")
+    assert reasons[1].startswith("failed 1 of 2 attention checks")
+    assert reasons[2].startswith("screened out during the study after failing 2 of 2")
+    assert sum(r["participants"] for r in summary["conditions"]) == 2
+    assert all(r["test_trials"] == 6 * r["participants"] for r in summary["conditions"])  # checks never count
+    with open(tmp_path / "out" / "exclusions.csv") as f:
+        assert len(list(csv.DictReader(f))) == 3
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert 'id="exclusions"' in html and "faster than 300 ms" in html and "failed 1 of 2 attention checks" in html
+    everyone = analyze(checks_study, live.db, tmp_path / "all", proxy=False, permutations=200, exclude=False)
+    assert everyone["participants_included"] == 4 and len(everyone["exclusions"]["excluded"]) == 3  # still listed
+    assert "not applied" in (tmp_path / "all" / "report.html").read_text()

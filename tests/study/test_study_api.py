@@ -4,6 +4,8 @@ writes after completion; and that a test label never reaches the browser."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import random
@@ -284,6 +286,12 @@ def test_other_invalid_requests_get_a_clear_4xx(live):
         (client.post_json("/api/event", {"event_id": "abcdefgh12", "kind": "reveal_labels"}), 400),
         (client.post_json("/api/event", {"event_id": "abcdefgh12", "kind": "hide_teaching_set", "duration_ms": "1"}), 400),
         (client.request("POST", "/consent", b"%zz=\xff", "application/x-www-form-urlencoded"), 400),
+        (client.post_json("/api/event", {"event_id": "abcdefgh13", "kind": "break", "duration_ms": 5}), 409),  # in the quiz
+        (client.post_json("/api/event", {"event_id": "abcdefgh14", "kind": "show_teaching_set"}), 409),  # hidden in the quiz
+        (client.get("/dashboard/preview?condition=..%2F..%2Fstudy.json",
+                    headers={"Authorization": f"Bearer {live.design.secrets()['dashboard_token']}"}), 400),
+        (client.get("/favicon.ico/../secrets.json"), 404),
+        (client.get("/static/favicon.svg%00"), 404),
     ]
     for reply, status in cases:
         assert reply.status == status, (status, reply.body)
@@ -335,7 +343,7 @@ def test_teaching_set_openings_tabs_and_breaks_are_logged_as_events(live):
         ("show_teaching_set", "test", 0, None), ("hide_teaching_set", "test", 1, 4200), ("break", "test", 1, 9000)]
     token = live.design.secrets()["dashboard_token"]
     people = live.client().get("/dashboard/export/participants.csv", headers={"Authorization": f"Bearer {token}"})
-    row = dict(zip(*[line.split(",") for line in people.body.decode().splitlines()[:2]]))
+    row = next(csv.DictReader(io.StringIO(people.body.decode())))
     assert (row["tab_hidden"], row["tab_hidden_s"], row["breaks"], row["revisits_test"]) == ("1", "2.5", "1", "1")
 
 

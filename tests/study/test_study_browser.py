@@ -138,3 +138,180 @@ def test_a_whole_study_in_chromium(browser, pair_study, serve_study, tmp_path, d
     assert kinds == ["teaching_done", "show_teaching_set", "hide_teaching_set"]
     assert screenshot.stat().st_size > 1000
     print(f"\nteaching page screenshot ({device}): {screenshot}")
+
+
+# ---- a Prolific study: texts, attention checks, a break, a second browser, the preview ------------------
+
+def labels_of(design) -> dict[str, int]:
+    labels = {s.token: s.label for s in design.test_pool + design.checks}
+    for condition in design.conditions:
+        labels.update({s.token: s.label for s in condition.quiz})
+    return labels
+
+
+def walk_trials(page, design, shots: Path | None = None) -> dict:
+    """Answer every trial by clicking: the right class (the first quiz answer wrong, to see the feedback),
+    the class an attention check names; continue through intros and breaks. Returns what was seen."""
+    labels, seen = labels_of(design), {"intros": [], "checks": 0, "wrong_feedback": False, "answers": 0}
+    for _ in range(80):
+        try:
+            page.wait_for_function(READY, timeout=15_000)
+        except Exception:
+            if not page.url.endswith("/done"):
+                raise
+        if page.url.endswith("/done"):
+            break
+        if page.locator("#intro").is_visible():
+            kind = next(k for k in ("quiz", "test", "break") if page.locator(f"#intro-{k}").is_visible())
+            seen["intros"].append((kind, page.inner_text("#progress")))
+            if shots and kind == "break":
+                page.screenshot(path=str(shots / "break.png"), full_page=True)
+            page.click("#intro-continue")
+            continue
+        assert no_sideways_scrolling(page)
+        token = page.evaluate("() => new URL(document.getElementById('stimulus').src).pathname.slice(5, 21)")
+        if page.locator("#prompt.instruction").count():
+            seen["checks"] += 1
+            target = page.inner_text("#prompt").split("“", 1)[1].split("”", 1)[0]
+            if shots and seen["checks"] == 1:
+                page.screenshot(path=str(shots / "check.png"), full_page=True)
+            page.get_by_role("button", name=target, exact=True).click()
+        elif page.inner_text("#progress").startswith("Quiz") and not seen["wrong_feedback"]:
+            assert page.locator("#show-teaching").count() == 0  # the quiz is not answered by looking
+            page.click(f"button.choice >> nth={1 - labels[token]}")
+            page.wait_for_selector("#feedback.wrong")
+            assert page.locator("button.choice.chosen.wrong-answer").count() == 1
+            assert page.locator("button.choice.right-answer").inner_text() == design.display_names[labels[token]]
+            if shots:
+                page.screenshot(path=str(shots / "quiz_feedback.png"), full_page=True)
+            seen["wrong_feedback"] = True
+        else:
+            if page.inner_text("#progress").startswith("Test 2"):  # leave the tab and come back
+                page.evaluate("""() => { for (const state of ['hidden', 'visible']) {
+                    Object.defineProperty(document, 'visibilityState', {value: state, configurable: true});
+                    document.dispatchEvent(new Event('visibilitychange')); } }""")
+            page.click(f"button.choice >> nth={labels[token]}")
+        seen["answers"] += 1
+    page.wait_for_url("**/done")
+    return seen
+
+
+@pytest.mark.slow
+def test_a_prolific_study_with_checks_a_break_and_a_second_browser(browser, prolific_study, serve_study, tmp_path):
+    playwright, chromium = browser
+    live = serve_study(prolific_study, f"sqlite:///{tmp_path / 'responses.sqlite'}")
+    link = f"{live.url}/?PROLIFIC_PID=browser01&STUDY_ID=studyB&SESSION_ID=sessionB"
+    context, other = (chromium.new_context(viewport={"width": 1280, "height": 800}) for _ in range(2))
+    page, errors = context.new_page(), []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(link)
+        assert "It takes about" in page.inner_text(".consent-text")
+        page.check("input[name=consent]")
+        page.click("#start")
+        page.wait_for_url("**/instructions")
+        assert page.inner_text(".instructions h2") == "Before you start"
+        assert "You will sort 8 images of “One (1)” and “Zero (0)”" in page.inner_text(".instructions")
+        page.click("#continue")
+        page.wait_for_url("**/teach")
+        assert sorted(page.locator(".class-name").all_inner_texts()) == ["One (1)", "Zero (0)"]
+        page.click("#start-quiz")
+        page.wait_for_url("**/trial")
+        # another browser with the same Prolific link while the session is live: refused, clearly
+        intruder = other.new_page()
+        intruder.goto(link)
+        assert "open in another browser" in intruder.inner_text("h1") and intruder.locator("form").count() == 0
+        seen = walk_trials(page, prolific_study, shots=tmp_path)
+        assert page.inner_text("#completion-code") == "C0MPL3T3"
+        assert page.get_attribute("a.button-link", "href").endswith("/submissions/complete?cc=C0MPL3T3")
+        assert page.inner_html(".debrief").strip() == "<p>This study compares <em>teaching sets</em>. Thank you!</p>"
+        page.screenshot(path=str(tmp_path / "done.png"), full_page=True)
+        intruder.goto(link)  # and after the end: no completion code for another browser
+        assert "already taken part" in intruder.inner_text("h1") and "C0MPL3T3" not in intruder.content()
+    finally:
+        context.close()
+        other.close()
+    assert not errors, errors
+    assert [kind for kind, _ in seen["intros"]] == ["quiz", "test", "break", "break"]  # after test trials 3 and 6 of 8 and seen["intros"][1][1] == "Test"
+    assert seen["checks"] == 2 and seen["wrong_feedback"] and seen["answers"] == 4 + 8
+    with live.db.read() as conn:
+        session = conn.execute(sessions.select()).one()
+        rows = conn.execute(trials.select()).all()
+        kinds = [e.kind for e in conn.execute(events.select().order_by(events.c.id))]
+    assert session.phase == "done" and (session.platform_study_id, session.platform_session_id) == ("studyB", "sessionB")
+    assert session.environment["window_w"] == 1280 and session.environment["screen_w"] > 0
+    assert session.environment["pointer"] == "fine" and "Chrome" in session.environment["user_agent"]
+    check_tokens = {s.token for s in prolific_study.checks}
+    assert len(rows) == 12 and [r.correct for r in rows if r.stimulus in check_tokens] == [True, True]
+    assert kinds.count("break") == 2 and kinds.count("tab_hidden") == 1 and kinds.count("tab_visible") == 1
+    print(f"\nProlific study screenshots: {tmp_path}")
+
+
+@pytest.mark.slow
+def test_a_preview_walk_through_in_chromium(browser, prolific_study, serve_study, tmp_path):
+    playwright, chromium = browser
+    live = serve_study(prolific_study, f"sqlite:///{tmp_path / 'responses.sqlite'}")
+    token = prolific_study.secrets()["dashboard_token"]
+    context = chromium.new_context(**{k: v for k, v in playwright.devices["Pixel 5"].items() if k != "default_browser_type"})
+    page = context.new_page()
+    try:
+        page.goto(f"{live.url}/dashboard/preview?token={token}")
+        assert "nothing you do is stored" in page.inner_text(".preview-banner")
+        page.check("input[name=consent]")
+        page.tap("#start")
+        page.wait_for_url("**/instructions")
+        page.tap("#continue")
+        page.wait_for_url("**/teach")
+        assert page.locator(".preview-banner").count() == 1 and no_sideways_scrolling(page)
+        page.tap("#start-quiz")
+        page.wait_for_url("**/trial")
+        seen = walk_trials(page, prolific_study)
+        assert page.inner_text("#completion-code") == "C0MPL3T3" and page.locator(".preview-banner").count() == 1
+        page.screenshot(path=str(tmp_path / "preview_done_phone.png"), full_page=True)
+        page.click("text=Leave the preview")
+        assert page.inner_text("h1") == "Preview closed"
+    finally:
+        context.close()
+    assert seen["checks"] == 2
+    with live.db.read() as conn:
+        studies_of_sessions = [row.study_id for row in conn.execute(select(sessions.c.study_id))]
+    assert studies_of_sessions and prolific_study.uid not in studies_of_sessions  # nothing with the participants' data
+
+
+@pytest.mark.slow
+def test_the_analysis_report_fits_a_laptop_and_a_phone(browser, checks_study, serve_study, tmp_path):
+    """The main table (humans beside the LC and NN students) fits the screen at 1280 px and on a phone;
+    no table makes the page scroll sideways; the exclusions are listed."""
+    import random
+
+    from teachset.study.analysis import analyze
+    from teachset.study.simulate import Participation, answer_all, oracle, start
+
+    playwright, chromium = browser
+    live = serve_study(checks_study, f"sqlite:///{tmp_path / 'responses.sqlite'}")
+    for i in range(6):
+        client = live.client()
+        choose = oracle(checks_study, 0.3 if i == 5 else 0.9, random.Random(i))
+        answer_all(client, start(client, None, Participation(f"r{i}"), link={"PROLIFIC_PID": f"report{i}"}), choose,
+                   Participation(f"r{i}"), random.Random(i))
+    analyze(checks_study, live.db, tmp_path / "analysis", extractor="pixels", repeats=1, permutations=200)
+    report = (tmp_path / "analysis" / "report.html").as_uri()
+    fits = "() => [...document.querySelectorAll('.box')].map(b => b.scrollWidth <= b.clientWidth + 1)"
+    for device, options in (("laptop", {"viewport": {"width": 1280, "height": 800}}),
+                            ("phone", {k: v for k, v in playwright.devices["Pixel 5"].items() if k != "default_browser_type"})):
+        context = chromium.new_context(**options)
+        page = context.new_page()
+        try:
+            page.goto(report)
+            page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")  # every table
+            assert no_sideways_scrolling(page), device
+            assert page.evaluate("() => { const b = document.getElementById('main-table').parentElement; "
+                                 "return b.scrollWidth <= b.clientWidth + 1; }"), device
+            assert page.locator("#main-table th").all_inner_texts()[-2:] == ["LC student", "NN student"]
+            if device == "laptop":
+                assert all(page.evaluate(fits)), page.evaluate(fits)
+            assert "Exclusions" in page.inner_text("#exclusions")
+            page.screenshot(path=str(tmp_path / f"report_{device}.png"), full_page=True)
+        finally:
+            context.close()
+    print(f"\nreport screenshots: {tmp_path}")

@@ -76,7 +76,11 @@ class StudyClient:
             for header in response.headers.get_all("Set-Cookie") or []:
                 cookie = SimpleCookie()
                 cookie.load(header)
-                self.cookies.update({name: morsel.value for name, morsel in cookie.items()})
+                for name, morsel in cookie.items():
+                    if morsel["max-age"] == "0":  # deleted
+                        self.cookies.pop(name, None)
+                    else:
+                        self.cookies[name] = morsel.value
             return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
         raise AssertionError("unreachable")
 
