@@ -67,3 +67,15 @@ def test_the_explain_command_and_its_errors(setup, capsys):
     assert "explanations" in capsys.readouterr().out and len(load_explanations(ts_folder)["paths"]) == 4
     assert main(["explain", str(ts_folder), "--generator", "teachset:elpv-64"]) == 2
     assert "px images but the dataset has" in capsys.readouterr().err
+
+
+def test_the_report_shows_a_sets_strips(setup, tmp_path):
+    data, generator, folder = setup
+    ts = make_method("herding").make(data, per_class=1)
+    ts.save(tmp_path / "set")
+    explain(ts, generator, data, ExplainOptions(frames=3, steps=3, extractors=("pixels",)))
+    assert main(["evaluate", str(tmp_path / "set"), "--extractor", "pixels", "--repeats", "1", "--out", str(tmp_path / "runs")]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "counterfactual strips" in page and page.count('alt="strip"') == 2 and "0 &rarr; 1" in page

@@ -49,7 +49,7 @@ class Realism:
         held, labels = self.test.features, self.test.dataset.labels
         self.classifier_ = _classifier().fit(held, labels)
         near = self._neighbour_distances(held, None)
-        self.nearest_scale_, self.density_scale_ = float(np.median(near[:, 0])), float(np.median(near.mean(1)))
+        self.nearest_scale_, self.density_scale_ = _scale(near[:, 0]), _scale(near.mean(1))
         folds = min(5, int(np.bincount(labels).min()))  # shuffled: datasets are often ordered by group
         probabilities = (cross_val_predict(_classifier(), held, labels, method="predict_proba",
                                            cv=StratifiedKFold(folds, shuffle=True, random_state=0))
@@ -83,6 +83,12 @@ class Realism:
         low, high = self.reference_["density_range"]
         return [{k: float(v[i]) for k, v in m.items()} | {"in_real_range": bool(low <= m["density_ratio"][i] <= high)}
                 for i in range(len(teaching_set))]
+
+
+def _scale(distances: np.ndarray) -> float:
+    """The median distance, over the distances that are not zero (a dataset may hold exact duplicates)."""
+    positive = distances[distances > 0]
+    return float(np.median(positive)) if len(positive) else 1.0
 
 
 def summarize(per_image: dict | list[dict]) -> dict:

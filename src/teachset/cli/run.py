@@ -29,7 +29,7 @@ def _experiment(args):
     return dataset_experiment(args.source, size=args.size, classes=args.classes, channels=args.channels, skip_bad=args.skip_bad,
                               generator=args.generator, no_generator=args.no_generator, methods=args.methods,
                               teacher_epochs=args.teacher_epochs, per_class=args.per_class, seeds=args.repeats,
-                              split=options_from(args, Split), generator_minutes=args.generator_minutes)
+                              split=options_from(args, Split), generator_minutes=args.generator_minutes, explain=args.explain)
 
 
 def study_command(experiment, run_dir: Path) -> str | None:
@@ -101,6 +101,8 @@ def add_run_args(p, source: bool = True) -> None:
     p.add_argument("--per-class", type=int, default=defaults.PER_CLASS, help=f"teaching images per class (default {defaults.PER_CLASS})")
     p.add_argument("--repeats", type=int, default=defaults.REPEATS, help="seeds per method: teaching sets, each scored by fresh students")
     add_options(p, Split)
+    p.add_argument("--explain", action="store_true", help="counterfactual strips (teachset explain) for each method's first "
+                                                          "set, shown in the report")
     p.add_argument("--workers", type=int, default=1, help="cells run side by side (each worker gets cores / workers threads)")
     p.add_argument("--executor", choices=["pool", "ray"], default="pool", help="local processes, or Ray")
     p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: a local one for the run)")

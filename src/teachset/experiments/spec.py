@@ -38,7 +38,7 @@ from ..errors import TeachsetError
 from ..features import EXTRACTORS
 
 TOP_KEYS = {"name", "seeds", "per_class", "extractors", "transfer", "realism", "students", "protocol", "test_fraction",
-            "split_seed", "generator_minutes", "datasets", "methods"}
+            "split_seed", "generator_minutes", "explain", "datasets", "methods"}
 DATASET_KEYS = {"source", "size", "classes", "channels", "skip_bad", "generator", "label"}
 GENERATED = ("latent", "pixels", "gtn")
 
@@ -93,6 +93,7 @@ class Experiment:
     students: tuple[str, ...] = defaults.STUDENTS
     split: Split = Split()
     generator_minutes: float = 30.0
+    explain: bool = False  # counterfactual strips for each method's first set (where the dataset has a generator)
 
     def canonical(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self), sort_keys=True))
@@ -200,7 +201,7 @@ def build_experiment(values: dict, where: str = "experiment", base: Path | None 
         transfer=_strings(values.get("transfer", list(defaults.TRANSFER_EXTRACTORS)), f"{where}, transfer", list(EXTRACTORS)),
         realism=_strings(values.get("realism", defaults.REALISM_EXTRACTOR), f"{where}, realism", list(EXTRACTORS))[0],
         students=_strings(values.get("students", list(defaults.STUDENTS)), f"{where}, students", list(defaults.STUDENTS)),
-        split=split, generator_minutes=float(values.get("generator_minutes", 30.0)))
+        split=split, generator_minutes=float(values.get("generator_minutes", 30.0)), explain=bool(values.get("explain", False)))
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -231,7 +232,7 @@ def dataset_experiment(source: str, *, size: int = defaults.IMAGE_SIZE, classes:
                        channels: str | None = None, skip_bad: bool = False, generator: str | None = None,
                        no_generator: bool = False, methods: list[str] | None = None, teacher_epochs: int | None = None,
                        per_class: int = defaults.PER_CLASS, seeds: int = defaults.REPEATS, split: Split = Split(),
-                       generator_minutes: float = 30.0) -> Experiment:
+                       generator_minutes: float = 30.0, explain: bool = False) -> Experiment:
     """The whole protocol on one dataset: every selection method, and with a generator (the one
     given, the one bundled for the dataset, or one trained on its train split) the latent teacher."""
     from ..generators import bundled_generators
@@ -249,7 +250,7 @@ def dataset_experiment(source: str, *, size: int = defaults.IMAGE_SIZE, classes:
     dataset = {"source": source, "size": size, "channels": channels, "skip_bad": skip_bad,
                **({"classes": classes} if classes else {}), **({"generator": generator} if generator else {})}
     return build_experiment({"datasets": [dataset], "methods": tables, "seeds": seeds, "per_class": per_class,
-                             "generator_minutes": generator_minutes, **split.record()}, where=str(source))
+                             "generator_minutes": generator_minutes, "explain": explain, **split.record()}, where=str(source))
 
 
 def experiment_from_record(record: dict) -> Experiment:
@@ -260,4 +261,4 @@ def experiment_from_record(record: dict) -> Experiment:
                       methods=tuple(MethodSpec(**m) for m in record["methods"]), seeds=tuple(record["seeds"]),
                       per_class=tuple(record["per_class"]), extractors=tuple(record["extractors"]),
                       transfer=tuple(record["transfer"]), realism=record["realism"], students=tuple(record["students"]), split=split,
-                      generator_minutes=record["generator_minutes"])
+                      generator_minutes=record["generator_minutes"], explain=record.get("explain", False))

@@ -33,7 +33,8 @@ td.own{background:#fff4d6} tr.ref td{background:#eef6ee;font-style:italic}
 figure{margin:0;text-align:center;width:92px} figure img{width:88px;height:88px;image-rendering:pixelated;border:1px solid #999}
 figcaption{font-size:.68rem;line-height:1.2;color:#444} figcaption.off{color:#b00}
 pre{background:#f7f7f7;padding:.6rem;overflow-x:auto;font-size:.85rem}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto} .strip{margin:.4rem 0;font-size:.8rem} .strip img{height:72px;image-rendering:pixelated;
+border:1px solid #999;margin-right:6px} details summary{cursor:pointer;color:#345;margin-top:.4rem}
 """
 
 
@@ -59,7 +60,25 @@ def teaching_set_html(ts: TeachingSet, title: str, scores: list[dict] | None = N
             f'{_caption(scores[i] if scores else None, reference)}</figure>'
             for i in members)
         rows.append(f'<div class="row"><span class="label">{html.escape(ts.class_names[c])}</span>{cells}</div>')
-    return f'<div class="set"><h3>{html.escape(title)}</h3>{"".join(rows)}</div>'
+    return f'<div class="set"><h3>{html.escape(title)}</h3>{"".join(rows)}{explanations_html(ts)}</div>'
+
+
+def explanations_html(ts: TeachingSet) -> str:
+    """The set's counterfactual strips (`teachset explain`), each with the proxy's probability per frame and its change map."""
+    from ..explain import FOLDER, load_explanations
+
+    found = load_explanations(ts.path) if ts.path else None
+    if not found:
+        return ""
+    items = []
+    for path in found["paths"]:
+        data = {k: base64.b64encode((ts.path / FOLDER / path[k]).read_bytes()).decode() for k in ("strip", "change")}
+        probabilities = " &rarr; ".join(f"{p:.2f}" for p in path["probabilities"])
+        items.append(f'<div class="strip"><span>image {path["image"] + 1}: {html.escape(path["from"])} &rarr; '
+                     f'{html.escape(path["to"])} (p {probabilities})</span><br><img src="data:image/png;base64,{data["strip"]}" '
+                     f'alt="strip"><img class="change" src="data:image/png;base64,{data["change"]}" alt="where it changed"></div>')
+    return ('<details><summary>how each image would look as the other class(es) (counterfactual strips; right: where it '
+            f'changed)</summary>{"".join(items)}</details>')
 
 
 def _columns(summary: list[dict]) -> list[tuple[str, str]]:
@@ -160,7 +179,7 @@ def write_report(results_path: str | Path, out_path: str | Path | None = None) -
     root = results_path.parent
     summary, realism = results["summary"], results.get("realism")
     sets_html, shown = [], set()
-    for row in results["rows"]:
+    for row in sorted(results["rows"], key=lambda r: r.get("set_seed") or 0):  # each method's lowest seed, in first-seen order
         if row["method"] in shown or not row["teaching_set"]:
             continue
         shown.add(row["method"])
