@@ -69,3 +69,29 @@ def test_load_errors_say_what_is_wrong(tmp_path):
     (folder / META_FILE).write_text("{")
     with pytest.raises(TeachsetError, match="not valid JSON"):
         TeachingSet.load(folder)
+
+
+def test_a_selected_set_exports_its_originals_at_their_own_resolution(tmp_path):
+    from teachset.data import load_dataset
+    from teachset.methods import TeachingData, make_method
+
+    root = tmp_path / "images"
+    for name, level in (("bright", 200), ("dark", 50)):
+        for i in range(4):
+            (root / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((90, 60), level + i, np.uint8)).save(root / name / f"{i}.png")
+    dataset = load_dataset(str(root), image_size=16)
+    ts = make_method("random").make(TeachingData(dataset, dataset.tensor().flatten(1).numpy(), "pixels"), per_class=2)
+    ts.save(tmp_path / "set")
+    folder = TeachingSet.load(tmp_path / "set").export_originals()
+    files = TeachingSet.load(tmp_path / "set").original_files()
+    assert len(files) == 4 and all(f.parent.parent == folder for f in files)
+    with Image.open(files[0]) as original:
+        assert original.size == (60, 90)  # the file's own size, not the working 16 px
+        assert abs(np.asarray(original).mean() - ts.images[0].mean()) < 2  # the same scaling
+    digits = load_dataset("digits", image_size=32)
+    small = make_method("random").make(TeachingData(digits, digits.tensor().flatten(1).numpy(), "pixels"), per_class=1)
+    small.save(tmp_path / "digits")
+    TeachingSet.load(tmp_path / "digits").export_originals()
+    with Image.open(TeachingSet.load(tmp_path / "digits").original_files()[0]) as original:
+        assert original.size == (8, 8)  # a bundled dataset's original array

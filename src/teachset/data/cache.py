@@ -22,7 +22,7 @@ from ..atomic import atomic_dir
 from ..defaults import cache_dir
 from .dataset import ImageDataset
 
-FORMAT = "teachset.dataset-cache/1"
+FORMAT = "teachset.dataset-cache/2"
 META_FILE = "dataset.json"
 
 
@@ -51,7 +51,7 @@ def cached(spec: dict, listing: list, build: Callable[[], ImageDataset]) -> Imag
     dataset = build()
     meta = {"format": FORMAT, "name": dataset.name, "class_names": dataset.class_names, "ids": dataset.ids,
             "groups": dataset.groups, "spec": dataset.spec, "info": dataset.info, "skipped": dataset.skipped,
-            "fingerprint": dataset.fingerprint}
+            "fingerprint": dataset.fingerprint, "sources": dataset.sources}
     try:
         with atomic_dir(folder, overwrite=True) as tmp:
             np.save(tmp / "images.npy", np.ascontiguousarray(dataset.images))
@@ -72,6 +72,6 @@ def _read(folder: Path) -> ImageDataset | None:
     except (OSError, ValueError):  # absent, or damaged: build it again
         return None
     dataset = ImageDataset(meta["name"], images, labels, meta["class_names"], meta["ids"], meta["spec"], meta["groups"],
-                           meta["info"], [tuple(s) for s in meta["skipped"]])
+                           meta["info"], [tuple(s) for s in meta["skipped"]], sources=meta["sources"])
     dataset.__dict__["fingerprint"] = meta["fingerprint"]  # known: hashing every pixel again is what the cache saves
     return dataset

@@ -33,8 +33,9 @@ class ImageDataset:
     groups: list[str] | None = None
     info: dict = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    split: dict | None = None  # for a part: {"protocol", "test_fraction", "seed", "by", "part"}
+    split: dict | None = None  # for a part: {"protocol", "test_fraction", "split_seed", "by", "part"}
     origin: str | None = None  # for a part: the whole dataset's fingerprint
+    sources: list[str] | None = None  # the way back to each original: its file, or "<bundled name>:<index>"
 
     def __post_init__(self):
         n = len(self.images)
@@ -42,6 +43,7 @@ class ImageDataset:
         assert self.images.shape[1] in (1, 3) and self.images.shape[2] == self.images.shape[3]
         assert self.labels.shape == (n,) and len(self.ids) == n
         assert self.groups is None or len(self.groups) == n
+        assert self.sources is None or len(self.sources) == n
         if n == 0:
             raise TeachsetError(f"dataset '{self.name}' has no images; point it at a folder or manifest with images in it")
         present = np.unique(self.labels)
@@ -90,7 +92,7 @@ class ImageDataset:
     def record(self) -> dict:
         """What every artifact records about the dataset it came from: enough to load it again, check
         it, and make the same split again."""
-        return {"name": self.name, "fingerprint": self.origin or self.fingerprint, "spec": self.spec,
+        return {"name": self.name, "fingerprint": self.origin or self.fingerprint, "spec": self.spec, "info": self.info,
                 **({"split": self.split} if self.split else {})}
 
     def subset(self, index, split: dict) -> "ImageDataset":
@@ -98,7 +100,8 @@ class ImageDataset:
         index = np.asarray(index, dtype=np.int64)
         return ImageDataset(self.name, self.images[index], self.labels[index], list(self.class_names),
                             [self.ids[i] for i in index], self.spec, None if self.groups is None else [self.groups[i] for i in index],
-                            self.info, split=split, origin=self.origin or self.fingerprint)
+                            self.info, split=split, origin=self.origin or self.fingerprint,
+                            sources=None if self.sources is None else [self.sources[i] for i in index])
 
     def describe(self) -> str:
         counts = ", ".join(f"{k}: {v}" for k, v in self.class_counts().items())

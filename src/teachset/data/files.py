@@ -139,4 +139,5 @@ def load_files(
         groups=groups if any(g is not None for g in groups) else None,
         info=info,
         skipped=skipped,
+        sources=[str(item[0]) for item in kept],
     )

@@ -91,8 +91,7 @@ def run_grid(experiment: Experiment, run_dir: str | Path, *, workers: int = 1, e
         finally:
             pool.close()
             bar.close()
-        if experiment.explain:
-            explain_first_sets(experiment, store, run_dir, generators)
+        finish_first_sets(experiment, store, run_dir, generators)
         write_views(experiment, store, run_dir)
         return store
     except BaseException:
@@ -100,27 +99,33 @@ def run_grid(experiment: Experiment, run_dir: str | Path, *, workers: int = 1, e
         raise
 
 
-def explain_first_sets(experiment: Experiment, store: Store, run_dir: Path, generators: dict[str, str | None]) -> None:
-    """Counterfactual strips for each method's lowest-seed set (the one the report shows), where its
-    dataset has a generator and the set has none yet."""
+def first_sets(store: Store) -> dict[tuple, dict]:
+    """Each (dataset, extractor, per-class count, method)'s lowest-seed cell: the set the report shows."""
+    first: dict[tuple, dict] = {}
+    for cell in store.cells():
+        key = (cell["dataset"], cell["extractor"], cell["per_class"], cell["method"])
+        if key not in first or cell["seed"] < first[key]["seed"]:
+            first[key] = cell
+    return first
+
+
+def finish_first_sets(experiment: Experiment, store: Store, run_dir: Path, generators: dict[str, str | None]) -> None:
+    """For the sets the report shows: real images exported at their original resolution, and, when the
+    experiment asks and the dataset has a generator, counterfactual strips (each made once)."""
     from ..data import load_dataset
     from ..explain import explain, load_explanations
     from ..generators import load_generator
     from ..methods import TeachingData
     from ..teaching_set import TeachingSet
 
-    first: dict[tuple, dict] = {}
-    for cell in store.cells():
-        key = (cell["dataset"], cell["extractor"], cell["per_class"], cell["method"])
-        if generators.get(cell["dataset"]) and (key not in first or cell["seed"] < first[key]["seed"]):
-            first[key] = cell
-    for (dataset_label, extractor, _, _), cell in sorted(first.items()):
-        folder = run_dir / cell["teaching_set"]
-        if load_explanations(folder):
-            continue
-        dataset = load_dataset(**experiment.dataset(dataset_label).load_args())
-        train, _ = TeachingData.load(dataset, extractor, progress=False).split(experiment.split)
-        explain(TeachingSet.load(folder), load_generator(generators[dataset_label]), train, progress=True)
+    for (dataset_label, extractor, _, _), cell in sorted(first_sets(store).items()):
+        teaching_set = TeachingSet.load(run_dir / cell["teaching_set"])
+        if teaching_set.sources and not teaching_set.original_files():
+            teaching_set.export_originals()
+        if experiment.explain and generators.get(dataset_label) and not load_explanations(teaching_set.path):
+            dataset = load_dataset(**experiment.dataset(dataset_label).load_args())
+            train, _ = TeachingData.load(dataset, extractor, progress=False).split(experiment.split)
+            explain(teaching_set, load_generator(generators[dataset_label]), train, progress=True)
 
 
 def groups(experiment: Experiment) -> list[tuple[str, str, int]]:

@@ -30,7 +30,9 @@ td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left} th{background:
 td.own{background:#fff4d6} tr.ref td{background:#eef6ee;font-style:italic}
 .set{margin:1.2rem 0;padding:.6rem 1rem;border:1px solid #ddd;border-radius:6px}
 .row{display:flex;align-items:flex-start;gap:6px;margin:4px 0} .label{width:9rem;font-weight:600;padding-top:30px}
-figure{margin:0;text-align:center;width:92px} figure img{width:88px;height:88px;image-rendering:pixelated;border:1px solid #999}
+figure{margin:0;text-align:center;width:92px} figure img{width:88px;height:88px;object-fit:contain;cursor:zoom-in;border:1px solid #999}
+#large{display:none;position:fixed;inset:0;background:rgba(0,0,0,.85);align-items:center;justify-content:center;cursor:zoom-out}
+#large img{max-width:92vw;max-height:92vh;min-width:min(60vh,92vw);object-fit:contain}
 figcaption{font-size:.68rem;line-height:1.2;color:#444} figcaption.off{color:#b00}
 pre{background:#f7f7f7;padding:.6rem;overflow-x:auto;font-size:.85rem}
 .scroll{overflow-x:auto} .strip{margin:.4rem 0;font-size:.8rem} .strip img{height:72px;image-rendering:pixelated;
@@ -52,10 +54,15 @@ def _caption(score: dict | None, reference: dict | None) -> str:
 
 
 def teaching_set_html(ts: TeachingSet, title: str, scores: list[dict] | None = None, reference: dict | None = None) -> str:
+    """The set, one row per class; real images at their original resolution where they were exported
+    (click an image to see it large), each with its realism under it."""
+    originals = ts.original_files()
+    uris = [("data:image/png;base64," + base64.b64encode(originals[i].read_bytes()).decode()) if originals
+            else _png_data_uri(ts.images[i]) for i in range(len(ts))]
     rows = []
     for c, members in enumerate(ts.per_class()):
         cells = "".join(
-            f'<figure><img src="{_png_data_uri(ts.images[i])}" alt="" '
+            f'<figure><img src="{uris[i]}" alt="" onclick="enlarge(this)" '
             f'title="{html.escape(str((ts.source_ids or [None] * len(ts))[i] or "generated"))}">'
             f'{_caption(scores[i] if scores else None, reference)}</figure>'
             for i in members)
@@ -207,6 +214,9 @@ ratios (red: another class, off the manifold, or outside the real range).</p>
 {''.join(sets_html)}
 <h2>Options</h2>
 <pre>{html.escape(json.dumps(results.get('options', {}), indent=2))}</pre>
+<div id="large" onclick="this.style.display='none'"><img alt="the image, large"></div>
+<script>function enlarge(img) {{ const box = document.getElementById("large"); box.firstElementChild.src = img.src;
+box.style.display = "flex"; }}</script>
 </body></html>
 """
     out_path = Path(out_path) if out_path else root / "report.html"
