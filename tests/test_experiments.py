@@ -83,8 +83,11 @@ def test_a_grid_killed_mid_run_resumes_to_the_same_rows(tmp_path):
     while time.time() < deadline:  # kill it once some cells, but not all, are stored
         stores = list((tmp_path / "runs").glob("*/results.sqlite"))
         if stores:
-            with sqlite3.connect(stores[0], timeout=30) as db:
-                done = db.execute("SELECT count(*) FROM cells").fetchone()[0]
+            try:
+                with sqlite3.connect(stores[0], timeout=30) as db:
+                    done = db.execute("SELECT count(*) FROM cells").fetchone()[0]
+            except sqlite3.OperationalError:  # the file is there, its tables not yet
+                done = 0
             if 3 <= done:
                 break
         time.sleep(0.05)

@@ -147,3 +147,17 @@ def test_the_teacher_can_start_from_the_real_images_a_selection_method_picks(set
     np.testing.assert_allclose(ts.latents, inverted.numpy(), atol=1e-5)  # one tiny step from the inverted herding codes
     with pytest.raises(OptionError, match="'start' must be prior or a selection method"):
         make_method("latent", start="latent")
+
+
+@pytest.mark.parametrize("options", [{"student": "lc", **PAPER}, {"student": "lc+nn", "views": 1, "extractors": [],
+                                                                   "anchor_weight": 1.0, "start": "prior"}])
+def test_sets_taught_together_equal_sets_taught_one_by_one(setup, options):
+    data, generator = setup
+    method = make_method("latent", generator=generator, epochs=6, lr=0.2, l2=0.01, **options)
+    together = method.make_many(data, per_class=2, seeds=[0, 1, 2])
+    for seed, batched in zip([0, 1, 2], together):
+        alone = method.make(data, per_class=2, seed=seed)
+        assert batched.seed == seed and np.abs(batched.images.astype(int) - alone.images).max() <= 1
+        np.testing.assert_allclose(batched.latents, alone.latents, atol=1e-4)
+        np.testing.assert_allclose([r["outer_loss"] for r in batched.curve], [r["outer_loss"] for r in alone.curve], rtol=1e-4)
+    assert not np.array_equal(together[0].latents, together[1].latents)  # each set its own seed

@@ -20,7 +20,10 @@ _CONTEXTS: dict[str, tuple] = {}
 
 @dataclass(frozen=True)
 class Task:
-    cell: Cell
+    """Cells of one dataset, extractor, method and per-class count, differing in their seed: a teacher
+    makes their sets together (one batch through its networks), a selection method one by one."""
+
+    cells: tuple[Cell, ...]
     dataset: DatasetSpec  # with its generator: a checkpoint path, or None
     method: MethodSpec
     split: Split
@@ -37,11 +40,11 @@ def context(task: Task) -> tuple:
     from ..data import load_dataset
     from ..evaluate import evaluation_parts
 
-    key = json.dumps([asdict(task.dataset), task.cell.extractor, task.split.record(), task.transfer, task.realism,
+    key = json.dumps([asdict(task.dataset), task.cells[0].extractor, task.split.record(), task.transfer, task.realism,
                       task.students], sort_keys=True, default=str)
     if key not in _CONTEXTS:
         dataset = load_dataset(**task.dataset.load_args())
-        train, evaluator, realism = evaluation_parts(dataset, task.split, task.cell.extractor, None, task.transfer,
+        train, evaluator, realism = evaluation_parts(dataset, task.split, task.cells[0].extractor, None, task.transfer,
                                                      progress=task.progress, realism_extractor=task.realism)
         evaluator.students = {s: {} for s in task.students}
         _CONTEXTS.clear()  # one context at a time: a grid runs dataset by dataset
@@ -54,7 +57,8 @@ def teaching_set_folder(cell: Cell) -> str:
     return f"teaching_sets/{cell.dataset}/{cell.extractor}/{cell.method}/{cell.per_class}pc/seed{cell.seed}"
 
 
-def run_cell(task: Task) -> dict:
+def run_cells(task: Task) -> list[dict]:
+    """Make, save, score and measure the task's teaching sets; one result per cell, in order."""
     from ..evaluate import majority_rate
     from ..methods import make_method
     from ..threads import configure_threads
@@ -65,15 +69,20 @@ def run_cell(task: Task) -> dict:
     if task.method.name == "latent" and "generator" not in params:
         params["generator"] = task.dataset.generator
     start = time.perf_counter()
-    teaching_set = make_method(task.method.name, **params).make(train, task.cell.per_class, task.cell.seed, task.progress)
-    seconds = time.perf_counter() - start
-    folder = teaching_set_folder(task.cell)
-    teaching_set.save(Path(task.run_dir) / folder, overwrite=True)  # a cell killed before its row is made again
-    rows = evaluator.evaluate(teaching_set, repeats=1, seed=task.cell.seed)
+    sets = make_method(task.method.name, **params).make_many(train, task.cells[0].per_class, [c.seed for c in task.cells],
+                                                             task.progress)
+    seconds = (time.perf_counter() - start) / len(sets)
     test = evaluator.data.dataset
     about = {"dataset": {**test.record(), "description": test.describe(), "info": test.info}, "majority_rate": majority_rate(test),
              "split": {**task.split.record(), "train": len(train.dataset), "test": len(test)},
              "realism_reference": realism.reference_}
-    return {"teaching_set": folder, "method_name": teaching_set.method, "seconds": seconds, "realism": realism.score(teaching_set),
-            "context": about,
-            "rows": [{k: r[k] for k in ("student", "extractor", "own", "student_seed", "accuracy", "n_test")} for r in rows]}
+    results = []
+    for cell, teaching_set in zip(task.cells, sets):
+        folder = teaching_set_folder(cell)
+        teaching_set.save(Path(task.run_dir) / folder, overwrite=True)  # a cell killed before its row is made again
+        rows = evaluator.evaluate(teaching_set, repeats=1, seed=cell.seed)
+        results.append({"teaching_set": folder, "method_name": teaching_set.method, "seconds": seconds,
+                        "realism": realism.score(teaching_set), "context": about,
+                        "rows": [{k: r[k] for k in ("student", "extractor", "own", "student_seed", "accuracy", "n_test")}
+                                 for r in rows]})
+    return results

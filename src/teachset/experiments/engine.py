@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..atomic import write_json
-from .cells import Task, run_cell
+from .cells import Task, run_cells
 from .executors import make_executor
 from .spec import DatasetSpec, Experiment
 from .store import Store
@@ -76,18 +76,19 @@ def run_grid(experiment: Experiment, run_dir: str | Path, *, workers: int = 1, e
         store.bind(experiment.canonical(), experiment.digest())
         generators = {d.label: prepare_generator(d, experiment, run_dir) for d in experiment.datasets}
         done = store.finished()
-        tasks = [Task(cell, dataclasses.replace(experiment.dataset(cell.dataset), generator=generators[cell.dataset]),
-                      experiment.method(cell.method), experiment.split, experiment.transfer, experiment.realism,
-                      experiment.students, str(run_dir),
-                      workers, progress and workers <= 1)
-                 for cell in experiment.cells() if cell.key not in done]
-        bar = tqdm(total=len(experiment.cells()), initial=len(experiment.cells()) - len(tasks), desc="teaching sets",
+        pending = [cell for cell in experiment.cells() if cell.key not in done]
+        tasks = [Task(cells, dataclasses.replace(experiment.dataset(cells[0].dataset), generator=generators[cells[0].dataset]),
+                      experiment.method(cells[0].method), experiment.split, experiment.transfer, experiment.realism,
+                      experiment.students, str(run_dir), workers, progress and workers <= 1)
+                 for cells in batches(experiment, pending, workers)]
+        bar = tqdm(total=len(experiment.cells()), initial=len(experiment.cells()) - len(pending), desc="teaching sets",
                    unit="set", disable=not progress)
         pool = make_executor(executor, workers, ray_address)
         try:
-            for task, result in pool.map(run_cell, tasks):
-                store.add(task.cell, result)
-                bar.update()
+            for task, results in pool.map(run_cells, tasks):
+                for cell, result in zip(task.cells, results):
+                    store.add(cell, result)
+                bar.update(len(task.cells))
         finally:
             pool.close()
             bar.close()
@@ -97,6 +98,22 @@ def run_grid(experiment: Experiment, run_dir: str | Path, *, workers: int = 1, e
     except BaseException:
         store.close()
         raise
+
+
+def batches(experiment: Experiment, cells: list, workers: int) -> list[tuple]:
+    """The cells as tasks: each (dataset, extractor, method, per-class count)'s seeds together, a
+    teacher's split into one batch per worker (so that the workers share them), a selection method's
+    in one task."""
+    from ..methods import METHODS
+
+    grouped: dict[tuple, list] = {}
+    for cell in cells:
+        grouped.setdefault((cell.dataset, cell.extractor, cell.method, cell.per_class), []).append(cell)
+    tasks = []
+    for (_, _, method, _), members in grouped.items():
+        parts = 1 if METHODS[experiment.method(method).name].kind == "selection" else min(workers, len(members))
+        tasks += [tuple(members[i::parts]) for i in range(parts)]
+    return tasks
 
 
 def first_sets(store: Store) -> dict[tuple, dict]:

@@ -52,6 +52,10 @@ class Method(ABC):
     def make(self, data: TeachingData, per_class: int, seed: int = 0, progress: bool = False) -> TeachingSet:
         """A teaching set of `per_class` images of each class of data.dataset, made with `seed`."""
 
+    def make_many(self, data: TeachingData, per_class: int, seeds: list[int], progress: bool = False) -> list[TeachingSet]:
+        """One teaching set per seed, the same as `make` for each (teachers make them together, faster)."""
+        return [self.make(data, per_class, seed, progress) for seed in seeds]
+
 
 def _recordable(value):
     if value is None or isinstance(value, (bool, int, float, str)):

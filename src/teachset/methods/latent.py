@@ -82,33 +82,38 @@ class LatentTeacher(TeacherOptions, Method):
         return load_generator(self.generator)
 
     def make(self, data: TeachingData, per_class: int, seed: int = 0, progress: bool = False) -> TeachingSet:
+        return self.make_many(data, per_class, [seed], progress)[0]
+
+    def make_many(self, data: TeachingData, per_class: int, seeds: list[int], progress: bool = False) -> list[TeachingSet]:
+        """One teaching set per seed, taught together: their images share each pass through the networks."""
         generator = self.load_generator().freeze()  # gradients flow to the codes only
         check_generator_fits(generator, data)
         start = load_start(self.init, data)
-        if start is None and self.start != "prior":
-            start = make_method(self.start).make(data, per_class, seed)
-        if start is None:
+        starts = [start if start is not None or self.start == "prior" else make_method(self.start).make(data, per_class, seed)
+                  for seed in seeds]
+        if starts[0] is None:
             data.dataset.check_per_class(per_class)
             labels = balanced_labels(data.dataset.num_classes, per_class)
         else:
-            labels = torch.from_numpy(start.labels)
-        z0 = initial_codes(generator, labels, seed, start)
-        project = None
-        start_whitened = generator.whiten(z0, labels).detach()
+            labels = torch.from_numpy(starts[0].labels)
+        z0 = torch.cat([initial_codes(generator, labels, seed, start) for seed, start in zip(seeds, starts)])
+        every = labels.repeat(len(seeds))
+        start_whitened = generator.whiten(z0, every).detach()
 
-        def penalty(z):
-            total = 0.0
+        def penalty(z: torch.Tensor) -> torch.Tensor:  # one value per code
+            total = z.new_zeros(len(z))
             if self.prior_weight:
-                total = total + self.prior_weight * generator.prior_nll(z, labels).mean() / generator.latent_dim
+                total = total + self.prior_weight * generator.prior_nll(z, every) / generator.latent_dim
             if self.anchor_weight:
-                moved = generator.whiten(z, labels) - start_whitened
-                total = total + self.anchor_weight * moved.pow(2).sum(1).mean() / generator.latent_dim
+                total = total + self.anchor_weight * (generator.whiten(z, every) - start_whitened).pow(2).sum(1) / generator.latent_dim
             return total
-        if self.truncation:
-            project = lambda z: generator.truncate(z, labels, self.truncation)  # noqa: E731
+
+        project = (lambda z: generator.truncate(z, every, self.truncation)) if self.truncation else None  # noqa: E731
         networks, features = teaching_spaces(self, data)
-        teacher = Teacher(self, lambda z: generator.generate(z, labels), labels, networks, penalty, project, seed)
+        teacher = Teacher(self, lambda z: generator.generate(z, every), labels, networks, penalty, project, list(seeds))
         teacher.fit(z0, features, data.dataset.labels, progress)
-        params = self.record(data, int(np.bincount(labels.numpy()).max()))
-        return TeachingSet.generated(teacher.images(), labels, data.dataset.class_names, data.dataset.record(),
-                                     f"latent-{self.student}", params, seed, latents=teacher.params_, curve=teacher.curve_)
+        params, b = self.record(data, int(np.bincount(labels.numpy()).max())), len(labels)
+        images, codes = teacher.images(), teacher.params_.detach()
+        return [TeachingSet.generated(images[k * b : (k + 1) * b], labels, data.dataset.class_names, data.dataset.record(),
+                                      f"latent-{self.student}", params, seed, latents=codes[k * b : (k + 1) * b],
+                                      curve=teacher.curves_[k]) for k, seed in enumerate(seeds)]

@@ -25,20 +25,26 @@ class PixelTeacher(TeacherOptions, Method):
                               flag=False)
 
     def make(self, data: TeachingData, per_class: int, seed: int = 0, progress: bool = False) -> TeachingSet:
+        return self.make_many(data, per_class, [seed], progress)[0]
+
+    def make_many(self, data: TeachingData, per_class: int, seeds: list[int], progress: bool = False) -> list[TeachingSet]:
+        """One teaching set per seed, taught together: their images share each pass through the networks."""
         dataset = data.dataset
         start = load_start(self.init, data)
         if start is not None:
-            labels, images = torch.from_numpy(start.labels), start.tensor()
+            labels, images = torch.from_numpy(start.labels), start.tensor().repeat(len(seeds), 1, 1, 1)
         else:
             dataset.check_per_class(per_class)
-            labels = balanced_labels(dataset.num_classes, per_class)
-            rng = np.random.default_rng(seed)
-            index = np.concatenate([rng.choice(np.flatnonzero(dataset.labels == c), per_class, replace=False)
-                                    for c in range(dataset.num_classes)])
-            images = dataset.tensor(index)
+            labels, drawn = balanced_labels(dataset.num_classes, per_class), []
+            for seed in seeds:
+                rng = np.random.default_rng(seed)
+                drawn.append(np.concatenate([rng.choice(np.flatnonzero(dataset.labels == c), per_class, replace=False)
+                                             for c in range(dataset.num_classes)]))
+            images = dataset.tensor(np.concatenate(drawn))
         logits = torch.logit(images.clamp(0.02, 0.98))
         networks, features = teaching_spaces(self, data)
-        teacher = Teacher(self, torch.sigmoid, labels, networks, seed=seed).fit(logits, features, dataset.labels, progress)
-        params = self.record(data, int(np.bincount(labels.numpy()).max()))
-        return TeachingSet.generated(teacher.images(), labels, dataset.class_names, dataset.record(), f"pixels-{self.student}",
-                                     params, seed, curve=teacher.curve_)
+        teacher = Teacher(self, torch.sigmoid, labels, networks, seed=list(seeds)).fit(logits, features, dataset.labels, progress)
+        params, b, rendered = self.record(data, int(np.bincount(labels.numpy()).max())), len(labels), teacher.images()
+        return [TeachingSet.generated(rendered[k * b : (k + 1) * b], labels, dataset.class_names, dataset.record(),
+                                      f"pixels-{self.student}", params, seed, curve=teacher.curves_[k])
+                for k, seed in enumerate(seeds)]

@@ -85,81 +85,103 @@ def diversity_penalty(features: torch.Tensor, labels: torch.Tensor) -> torch.Ten
 
 
 class _Space:
-    """One feature space the students are taught in: a frozen network, the dataset's features in it,
-    and the LC student's last optimum there (where the next Newton solve starts)."""
+    """One feature space the students are taught in: a frozen network and the dataset's features in it."""
 
-    def __init__(self, network: FrozenExtractor, features: np.ndarray, labels: torch.Tensor, num_classes: int, seed: int):
+    def __init__(self, network: FrozenExtractor, features: np.ndarray, labels: torch.Tensor, num_classes: int):
         self.network = network
         self.data = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
         self.data_aug = augment(self.data)
         self.class_sums = F.one_hot(labels, num_classes).float().T @ self.data_aug
-        W0, b0 = init_linear(self.data.shape[1], num_classes, seed)
-        self.theta0 = self.theta = torch.cat([W0, b0[:, None]], dim=1)
+
+
+class _Group:
+    """One teaching set being taught (one seed): its random draws, its LC students' last optima (where
+    each next Newton solve starts, one per feature space), its curve."""
+
+    def __init__(self, seed: int, spaces: list[_Space], num_classes: int):
+        self.seed, self.rng, self.curve = seed, torch.Generator().manual_seed(seed), []
+        self.theta0 = [torch.cat([W, b[:, None]], dim=1) for W, b in
+                       (init_linear(space.data.shape[1], num_classes, seed) for space in spaces)]
+        self.theta = list(self.theta0)
 
 
 class Teacher:
     """Optimises teaching parameters so that render(params) teaches the students a dataset.
 
-    Options and the problem in the constructor: the renderer, the teaching labels, and one frozen
+    Options and the problem in the constructor: the renderer, one set's teaching labels, one frozen
     extractor or several (the students are then taught in each of their feature spaces, and the loss
-    averaged). `fit(params, data_features, data_labels)` runs the teacher epochs from `params` (one
-    feature array per extractor) and returns self. Learned: `params_` (the final parameters), `curve_`
-    (outer loss and proxy accuracy per epoch), `theta_` (the LC student's last optimum, first space)."""
+    averaged), and one seed per teaching set taught at once: the sets are independent (each its own
+    seed, students and draws, as if taught one by one), but their images go through the networks in
+    one batch. `fit(params, data_features, data_labels)` runs the teacher epochs from `params` (the
+    sets' parameters one after the other; one feature array per extractor) and returns self.
+    Learned: `params_`, `curves_` (one per set: outer loss and proxy accuracy per epoch; `curve_` the
+    first's), `theta_` (the first set's LC student's last optimum, first space)."""
 
     def __init__(self, options: TeacherOptions, render: Callable[[torch.Tensor], torch.Tensor], labels: torch.Tensor,
                  extractor: FrozenExtractor | list[FrozenExtractor], penalty: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 project: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0):
+                 project: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int | list[int] = 0):
         self.options, self.render, self.labels = options, render, labels
         self.extractors = extractor if isinstance(extractor, list) else [extractor]
-        self.penalty, self.project, self.seed = penalty, project, seed
+        self.penalty, self.project = penalty, project  # penalty: one value per code
+        self.seeds = seed if isinstance(seed, list) else [seed]
 
     def reset(self, params: torch.Tensor, data_features: np.ndarray | list[np.ndarray], data_labels: np.ndarray) -> "Teacher":
         """Start again from `params` against a dataset's features (one array per extractor) and labels
         (what `fit` does first; then `step`)."""
         features = data_features if isinstance(data_features, list) else [data_features]
+        if len(params) != len(self.seeds) * len(self.labels):
+            raise ValueError(f"{len(params)} parameters for {len(self.seeds)} set(s) of {len(self.labels)} images")
         self.params_ = params.detach().clone().requires_grad_(True)
         self.num_classes_ = int(max(data_labels.max(), self.labels.max())) + 1
         self.data_labels = torch.from_numpy(np.asarray(data_labels, dtype=np.int64))
-        self.spaces_ = [_Space(net, f, self.data_labels, self.num_classes_, self.seed) for net, f in zip(self.extractors, features)]
-        self.optimizer = torch.optim.Adam([self.params_], lr=self.options.lr)
-        self.rng = torch.Generator().manual_seed(self.seed)
-        self.epoch_, self.curve_ = 0, []
+        self.spaces_ = [_Space(net, f, self.data_labels, self.num_classes_) for net, f in zip(self.extractors, features)]
+        self.groups_ = [_Group(seed, self.spaces_, self.num_classes_) for seed in self.seeds]
+        self.optimizer = torch.optim.Adam([self.params_], lr=self.options.lr)  # per coordinate: the sets stay independent
+        self.epoch_ = 0
         return self
 
     @property
+    def curves_(self) -> list[list[dict]]:
+        return [group.curve for group in self.groups_]
+
+    @property
+    def curve_(self) -> list[dict]:
+        return self.groups_[0].curve
+
+    @property
     def theta_(self) -> torch.Tensor:
-        return self.spaces_[0].theta
+        return self.groups_[0].theta[0]
 
     @property
     def theta0_(self) -> torch.Tensor:
-        return self.spaces_[0].theta0
+        return self.groups_[0].theta0[0]
 
-    def _student_init(self, space: _Space) -> torch.Tensor:
-        if self.options.student_init == "reset":
-            return space.theta0
-        W0, b0 = init_linear(space.data.shape[1], self.num_classes_, int(torch.randint(2**31, (1,), generator=self.rng)))
-        return torch.cat([W0, b0[:, None]], dim=1)
+    def loss(self) -> tuple[torch.Tensor, list[tuple[float, float]]]:
+        """(the scalar to backpropagate: the sum over sets of each set's loss, and per set its students'
+        loss and accuracy on the dataset). A set's loss averages its students, the feature spaces and,
+        with views, augmented copies of its images."""
+        o, b = self.options, len(self.labels)
+        rendered, labels = self.render(self.params_), self.labels.repeat(o.views + 1)
+        batches = []
+        for k, group in enumerate(self.groups_):
+            images = rendered[k * b : (k + 1) * b]
+            batches.append(torch.cat([images, *(diff_augment(images, group.rng) for _ in range(o.views))]) if o.views else images)
+        per_set = len(labels)
+        parts = [[] for _ in self.groups_]
+        extra = torch.zeros(())
+        for s, space in enumerate(self.spaces_):
+            features = space.network(torch.cat(batches))
+            for k, group in enumerate(self.groups_):
+                mine = features[k * per_set : (k + 1) * per_set]
+                if o.diversity_weight:
+                    extra = extra + o.diversity_weight * diversity_penalty(mine, labels) / len(self.spaces_)
+                parts[k] += [self._student_loss(student, space, s, group, mine, labels) for student in o.student.split("+")]
+        if self.penalty is not None:  # each set's mean over its codes
+            extra = extra + self.penalty(self.params_).view(len(self.groups_), b).mean(1).sum()
+        total = sum(sum(p[0] for p in group) / len(group) for group in parts)
+        return total + extra, [(sum(p[1] for p in g) / len(g), sum(p[2] for p in g) / len(g)) for g in parts]
 
-    def loss(self) -> tuple[torch.Tensor, float, float]:
-        """(the scalar to backpropagate, the students' loss on the dataset, their accuracy on the dataset),
-        averaged over the students taught, the feature spaces and, with views, augmented copies of the images."""
-        o = self.options
-        images, labels = self.render(self.params_), self.labels
-        if o.views:
-            images = torch.cat([images, *(diff_augment(images, self.rng) for _ in range(o.views))])
-            labels = labels.repeat(o.views + 1)
-        parts, extra = [], 0.0
-        for space in self.spaces_:
-            features = space.network(images)
-            if o.diversity_weight:
-                extra = extra + o.diversity_weight * diversity_penalty(features, labels) / len(self.spaces_)
-            parts += [self._student_loss(s, space, features, labels) for s in o.student.split("+")]
-        if self.penalty is not None:
-            extra = extra + self.penalty(self.params_)
-        total = sum(p[0] for p in parts) / len(parts)
-        return total + extra, sum(p[1] for p in parts) / len(parts), sum(p[2] for p in parts) / len(parts)
-
-    def _student_loss(self, student: str, space: _Space, features: torch.Tensor,
+    def _student_loss(self, student: str, space: _Space, index: int, group: _Group, features: torch.Tensor,
                       labels: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         o = self.options
         if student == "nn":
@@ -169,19 +191,25 @@ class Teacher:
             return outer, float(outer.detach()), float((scores.argmax(1) == self.data_labels).float().mean())
         phi = augment(features.double())
         if o.hypergradient == "unrolled":
-            theta = unrolled_theta(phi, labels, self._student_init(space), o.l2, o.student_epochs, o.unrolled_lr)
+            if o.student_init == "reset":
+                init = group.theta0[index]
+            else:  # a fresh init every epoch, drawn from the set's own seed
+                W0, b0 = init_linear(space.data.shape[1], self.num_classes_, int(torch.randint(2**31, (1,), generator=group.rng)))
+                init = torch.cat([W0, b0[:, None]], dim=1)
+            theta = unrolled_theta(phi, labels, init, o.l2, o.student_epochs, o.unrolled_lr)
             logits = space.data_aug @ theta.T.float()
             outer = F.cross_entropy(logits, self.data_labels)
             return outer, float(outer.detach()), float((logits.argmax(1) == self.data_labels).float().mean())
         with torch.no_grad():
-            theta = space.theta = newton(phi.detach(), labels, space.theta, o.l2, max_iter=o.student_epochs)
+            theta = group.theta[index] = newton(phi.detach(), labels, group.theta[index], o.l2, max_iter=o.student_epochs)
             outer, g, predictions = outer_loss_and_grad(theta.float(), space.data_aug, self.data_labels, space.class_sums)
         surrogate = implicit_surrogate(phi, labels, theta, g.double(), o.l2, o.solver)
         return surrogate, float(outer), float((predictions == self.data_labels).float().mean())
 
     def step(self) -> dict:
+        """One teacher epoch of every set; returns the first set's record."""
         start = time.perf_counter()
-        total, outer, accuracy = self.loss()
+        total, scores = self.loss()
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
@@ -189,14 +217,16 @@ class Teacher:
             with torch.no_grad():
                 self.params_.copy_(self.project(self.params_))
         self.epoch_ += 1
-        record = {"epoch": self.epoch_, "outer_loss": outer, "proxy_accuracy": accuracy, "seconds": time.perf_counter() - start}
-        self.curve_.append(record)
-        return record
+        seconds = (time.perf_counter() - start) / len(self.groups_)
+        for group, (outer, accuracy) in zip(self.groups_, scores):
+            group.curve.append({"epoch": self.epoch_, "outer_loss": outer, "proxy_accuracy": accuracy, "seconds": seconds})
+        return self.groups_[0].curve[-1]
 
     def fit(self, params: torch.Tensor, data_features: np.ndarray, data_labels: np.ndarray, progress: bool = False) -> "Teacher":
         """All teacher epochs from `params`, with a live progress bar when asked."""
         self.reset(params, data_features, data_labels)
-        bar = tqdm(range(self.options.epochs), desc=f"teaching ({self.options.student})", unit="epoch", disable=not progress)
+        sets = f", {len(self.seeds)} sets" if len(self.seeds) > 1 else ""
+        bar = tqdm(range(self.options.epochs), desc=f"teaching ({self.options.student}{sets})", unit="epoch", disable=not progress)
         for _ in bar:
             record = self.step()
             if self.epoch_ % 10 == 0 or self.epoch_ == self.options.epochs:
