@@ -1,0 +1,138 @@
+"""Speed and scale: how each step of the protocol grows with the number of images.
+
+For n = 2k, 10k, 30k and 70k Fashion-MNIST images at 64 px (a class-balanced subset of n), each
+step in a fresh process, its wall time and peak resident memory: loading (cold: decoded and
+cached; cached: memory-mapped), features (MobileNetV2, and VGG16 for the transfer students and realism; cached after), each
+selection method,
+one teacher of 1,000 epochs (the paper's: LC student, one proxy; an untrained generator of the
+right size, as the cost does not depend on its weights) and the evaluation of one set (fresh LC
+and NN students on the test split, transfer students, realism). Then the fitted growth exponent
+of each step (time ~ n^k), and the full protocol on elpv: every selection method and the paper's
+latent-LC and latent-NN teachers, 5 seeds, 1,000 teacher epochs, every student.
+
+    .venv/bin/python benchmarks/bench_scale.py [--sizes 2000,10000,30000,70000] [--workers 2] [--skip-protocol]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import tempfile
+import time
+
+import numpy as np
+
+STEPS = ("load (cold)", "load (cached)", "features", "random", "kcenters", "forgetting", "herding", "medoids",
+         "teacher (1,000 epochs)", "evaluation")
+
+
+def _step(name: str, n: int, cache: str, queue) -> None:
+    """One step in this (fresh) process; puts (seconds, peak RSS in MB)."""
+    os.environ["TEACHSET_CACHE"] = cache
+    import torch
+
+    from teachset.data import load_dataset
+    from teachset.data.splits import Split
+    from teachset.evaluate import evaluation_parts
+    from teachset.methods import make_method
+    from teachset.threads import configure_threads
+
+    configure_threads(1)
+    whole = load_dataset("fashion-mnist", image_size=64) if name != "load (cold)" else None
+    start = time.perf_counter()
+    if name.startswith("load"):
+        load_dataset("fashion-mnist", image_size=64)
+    else:
+        rng = np.random.default_rng(0)
+        dataset = whole.subset(np.sort(rng.choice(len(whole), n, replace=False)), {"part": f"first {n}"})
+        if name == "features":  # the teachers' (MobileNetV2) and the transfer and realism students' (VGG16)
+            evaluation_parts(dataset, Split(), progress=False)
+        else:
+            train, evaluator, realism = evaluation_parts(dataset, Split(), progress=False)  # from the caches
+            if name == "evaluation":
+                start = time.perf_counter()
+                ts = make_method("random").make(train, 5, 0)
+                evaluator.evaluate(ts, repeats=1)
+                realism.score(ts)
+            elif name.startswith("teacher"):
+                from teachset.generators.autoencoder import Autoencoder
+                from teachset.seeded import seeded_init
+
+                generator = seeded_init(Autoencoder(image_size=64, width=16, code_grid=8, latent_dim=256, num_classes=10),
+                                        torch.Generator().manual_seed(0))
+                start = time.perf_counter()
+                make_method("latent", generator=generator, student="lc", epochs=1000, extractors=[], views=0, anchor_weight=0.0,
+                            start="prior").make(train, 5, 0)
+            else:
+                start = time.perf_counter()
+                make_method(name).make(train, 5, 0)
+    seconds = time.perf_counter() - start
+    queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def measure(name: str, n: int, cache: str) -> tuple[float, float]:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_step, args=(name, n, cache, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def protocol(workers: int) -> float:
+    """The paper's full protocol on elpv through `teachset run`, in seconds."""
+    from teachset.experiments import build_experiment, run_grid
+    from teachset.experiments.spec import method_table
+    from teachset.methods import method_names
+
+    methods = [method_table(m) for m in method_names("selection")]
+    methods += [method_table(label, epochs=1000) for label in ("latent-lc", "latent-nn")]
+    experiment = build_experiment({"name": "paper", "seeds": 5, "methods": methods,
+                                   "datasets": [{"source": "elpv", "generator": "teachset:elpv-64"}]})
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        run_grid(experiment, f"{tmp}/run", workers=workers, progress=False).close()
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="2000,10000,30000,70000")
+    parser.add_argument("--workers", type=int, default=2, help="workers of the elpv protocol run")
+    parser.add_argument("--skip-protocol", action="store_true")
+    parser.add_argument("--out", default=None, help="write the figures as JSON here too")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
+    figures: dict[str, dict[int, tuple[float, float]]] = {step: {} for step in STEPS}
+    with tempfile.TemporaryDirectory() as cache:
+        for step in ("load (cold)", "load (cached)"):
+            seconds, rss = measure(step, 70000, cache)
+            figures[step] = {70000: (seconds, rss)}
+            print(f"{step}, 70,000 images: {seconds:.1f} s, peak RSS {rss:.0f} MB", flush=True)
+        for n in sizes:
+            for step in STEPS[2:]:
+                figures[step][n] = measure(step, n, cache)
+                print(f"n={n} {step}: {figures[step][n][0]:.1f} s, peak RSS {figures[step][n][1]:.0f} MB", flush=True)
+    print("\n| step | " + " | ".join(f"n={n:,}" for n in sizes) + " | exponent |")
+    print("|---" * (len(sizes) + 2) + "|")
+    for step in STEPS[2:]:
+        times = [figures[step][n][0] for n in sizes]
+        exponent = np.polyfit(np.log(sizes), np.log(np.maximum(times, 1e-3)), 1)[0] if len(sizes) > 1 else float("nan")
+        cells = " | ".join(f"{figures[step][n][0]:.1f} s, {figures[step][n][1]:.0f} MB" for n in sizes)
+        print(f"| {step} | {cells} | {exponent:.2f} |")
+    if not args.skip_protocol:
+        seconds = protocol(args.workers)
+        print(f"\nthe paper's full protocol on elpv (5 selection methods + latent-LC + latent-NN, 5 seeds, 1,000 teacher "
+              f"epochs, every student), {args.workers} workers: {seconds:.0f} s")
+        figures["protocol"] = {0: (seconds, 0.0)}
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({step: {str(n): v for n, v in values.items()} for step, values in figures.items()}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
