@@ -8,7 +8,8 @@ taken in headless Chromium (if installed).
 
 The study: sklearn digits at 16 px, two conditions of two teaching images per class. Each
 participant: open the link, consent, leave the teaching page, answer the 20 quiz trials and the
---test-images test trials as fast as the server replies, fetch the end page. The clients run on
+--test-images test trials as fast as the server replies, fetch the end page (the default settings:
+no attention checks; breaks are the page's own and cost the server nothing). The clients run on
 the same machine (and cores) as the server, so the figures are a lower bound for the server.
 """
 
@@ -123,6 +124,10 @@ def screenshots(design: StudyDesign, database_url: str, folder: Path) -> list[Pa
                 page.goto(f"{server.url}/?participant=screenshot-{device}")
                 page.check("input[name=consent]")
                 page.click("#start")
+                page.wait_for_url("**/instructions")
+                saved.append(folder / f"instructions_page_{device}.png")
+                page.screenshot(path=str(saved[-1]), full_page=True)
+                page.click("#continue")
                 page.wait_for_url("**/teach")
                 page.wait_for_function("() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
                 saved.append(folder / f"teaching_page_{device}.png")

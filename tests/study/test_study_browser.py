@@ -45,6 +45,20 @@ READY = ("() => location.pathname === '/done' || !document.getElementById('intro
          " || (document.querySelector('#stimulus.loaded') !== null && !document.querySelector('button.choice').disabled)")
 
 
+def wait_until_ready(page) -> None:
+    """Until the page waits for the participant. A navigation (to /done, or to the test's own page after
+    the quiz) may tear the wait down: then wait again on the new page."""
+    for attempt in range(3):
+        try:
+            page.wait_for_function(READY, timeout=15_000)
+            return
+        except Exception:
+            page.wait_for_load_state()
+            if page.url.endswith("/done") or attempt == 2 and page.evaluate(READY):
+                return
+    raise AssertionError(f"the page at {page.url} never became ready")
+
+
 def run_through(page, url: str, participant: str, screenshot: Path, touch: bool) -> str:
     """Consent, teaching page (screenshot), quiz and test by clicking; returns the completion code.
     On the desktop, one answer is lost on the network and one is refused, and the page must cope."""
@@ -65,11 +79,7 @@ def run_through(page, url: str, participant: str, screenshot: Path, touch: bool)
     page.wait_for_url("**/trial")
     opened, faults, presses = False, [], 0
     for _ in range(60):
-        try:
-            page.wait_for_function(READY, timeout=15_000)
-        except Exception:
-            if not page.url.endswith("/done"):  # the navigation to /done may tear down the wait
-                raise
+        wait_until_ready(page)
         if page.url.endswith("/done"):
             break
         if page.locator("#intro").is_visible():
@@ -154,11 +164,7 @@ def walk_trials(page, design, shots: Path | None = None) -> dict:
     the class an attention check names; continue through intros and breaks. Returns what was seen."""
     labels, seen = labels_of(design), {"intros": [], "checks": 0, "wrong_feedback": False, "answers": 0}
     for _ in range(80):
-        try:
-            page.wait_for_function(READY, timeout=15_000)
-        except Exception:
-            if not page.url.endswith("/done"):
-                raise
+        wait_until_ready(page)
         if page.url.endswith("/done"):
             break
         if page.locator("#intro").is_visible():
@@ -170,6 +176,10 @@ def walk_trials(page, design, shots: Path | None = None) -> dict:
             continue
         assert no_sideways_scrolling(page)
         token = page.evaluate("() => new URL(document.getElementById('stimulus').src).pathname.slice(5, 21)")
+        if page.inner_text("#progress").startswith("Test 2"):  # leave the tab and come back
+            page.evaluate("""() => { for (const state of ['hidden', 'visible']) {
+                Object.defineProperty(document, 'visibilityState', {value: state, configurable: true});
+                document.dispatchEvent(new Event('visibilitychange')); } }""")
         if page.locator("#prompt.instruction").count():
             seen["checks"] += 1
             target = page.inner_text("#prompt").split("“", 1)[1].split("”", 1)[0]
@@ -186,10 +196,6 @@ def walk_trials(page, design, shots: Path | None = None) -> dict:
                 page.screenshot(path=str(shots / "quiz_feedback.png"), full_page=True)
             seen["wrong_feedback"] = True
         else:
-            if page.inner_text("#progress").startswith("Test 2"):  # leave the tab and come back
-                page.evaluate("""() => { for (const state of ['hidden', 'visible']) {
-                    Object.defineProperty(document, 'visibilityState', {value: state, configurable: true});
-                    document.dispatchEvent(new Event('visibilitychange')); } }""")
             page.click(f"button.choice >> nth={labels[token]}")
         seen["answers"] += 1
     page.wait_for_url("**/done")

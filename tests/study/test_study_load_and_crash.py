@@ -64,6 +64,8 @@ def test_fifty_participants_at_once(digits_study, database_url, server_process):
     printed = "".join(server.output)
     assert f"participant link: {server.url}/" in printed
     assert f"dashboard link:   {server.url}/dashboard/login?token={digits_study.secrets()['dashboard_token']}" in printed
+    assert f"preview link:     {server.url}/dashboard/preview?token=" in printed
+    assert "warning: no completion_code: every participant gets a random code" in printed  # serve warns
     barrier = threading.Barrier(PARTICIPANTS, timeout=60)
     results: dict[str, Participation] = {}
     failures: list[str] = []

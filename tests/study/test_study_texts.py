@@ -117,6 +117,7 @@ def test_every_image_is_shown_at_one_size_and_quiz_files_differ(digits_study, tm
     captured = capsys.readouterr()
     assert "16 px teaching images, shown at 32 px" in captured.err and "look blurrier" in captured.err
     assert "texts.md" in captured.out and "minutes per participant" in captured.out
+    assert "warning: no completion_code" in captured.err  # create warns too
     design = load_study(tmp_path / "big")
     assert design.image_size == 32 and any("blurrier" in note for note in design.notes)
     sizes = {Image.open(path).size for path in design.stimulus_files().values()}

@@ -110,8 +110,9 @@ async def consent(request: Request) -> Response:
     except InvalidParticipant as error:
         return ctx.message("This link does not work", str(error), status=400, request=request)
     if form.get("consent") != "yes":
-        return ctx.message("No consent given", "You did not agree to take part, so nothing was recorded. "
-                           "You may close this page.", request=request)
+        return ctx.message("No consent given", "You did not agree to take part, so nothing was recorded. You may close "
+                           "this page." + (RETURN if participant and participant.source == "prolific" else ""),
+                           request=request)
     environment = parse_environment(form, request.headers.get("user-agent", ""))
     if settings.desktop_only and not flow.preview and looks_mobile(environment["user_agent"], environment):
         return ctx.message(*DESKTOP, request=request)

@@ -21,15 +21,15 @@ WEEK_MINUTES = 7 * 24 * 60
 class StudySettings:
     test_images: int = option(200, "test images per participant", minimum=1)
     seed: int = option(0, "seeds the test images, the attention checks and each participant's orders")
-    per_participant_test: bool = option(False, "draw different test images for each participant (default: the same "
-                                        "for everyone, from a pool of 10x as many otherwise)")
+    per_participant_test: bool = option(False, "draw different test images for each participant, from a pool of 10x "
+                                        "as many (default: the same images for everyone)")
     image_size: int | None = option(None, "the one size every image is shown at, in pixels (default: the teaching "
                                     "sets'); teaching images of another size are rescaled to it", minimum=8)
     quiz_feedback: bool = option(True, "tell participants whether each quiz answer was right")
     teaching_during_quiz: bool = option(False, "let participants reopen the teaching set during the quiz (default: "
                                         "hidden until the test, so that the quiz cannot be answered by looking)")
     require_participant_id: bool = option(False, "refuse links without PROLIFIC_PID, workerId or participant=")
-    prolific: bool = option(False, "a Prolific study: links must carry PROLIFIC_PID, and completion_code is required")
+    prolific: bool = option(False, "a Prolific study: links must carry PROLIFIC_PID, and the completion code is required")
     completion_code: str | None = option(None, "the code shown at the end (Prolific's) instead of a code per participant")
     screen_out_code: str | None = option(None, "the code for participants screened out by failed attention checks "
                                          "(a second completion code set up in Prolific)")
@@ -37,8 +37,8 @@ class StudySettings:
                                "newcomers see a 'study full' page", minimum=1)
     assign_window_minutes: int = option(60, "sessions started this recently count as filling their condition", minimum=1)
     attention_checks: int = option(0, "attention-check trials placed among the test trials", minimum=0)
-    check_kind: str = option("instructed", "instructed: a trial that says which class to click; images: unambiguous "
-                             "images with known answers, from a folder", choices=CHECK_KINDS)
+    check_kind: str = option("instructed", "instructed (default): a trial that says which class to click; images: "
+                             "unambiguous images with known answers, from a folder", choices=CHECK_KINDS)
     screen_out_after: int = option(0, "end the study early (screen-out page) after this many failed attention "
                                    "checks; 0: never", minimum=0)
     max_failed_checks: int = option(0, "the analysis leaves out participants who failed more attention checks than "

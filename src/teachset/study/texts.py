@@ -67,7 +67,7 @@ def default_texts(settings, class_names: list[str]) -> dict[str, str]:
                    "e-mail address is collected. You may stop at any time by closing the page.\n\n"
                    "If you agree to take part, tick the box below and press Start.",
         "instructions": "## How this study works\n\n"
-                        "1. **Study the examples.** You will see labeled examples of {classes}, one row per class.\n"
+                        "1. **Study the examples.** You will see labeled examples of {classes}, grouped by class.\n"
                         "2. **Quiz.** You will name each of these {quiz_trials} examples again, without its label.\n"
                         f"3. **Test.** You will sort {{test_trials}} new images into the same classes.{checks}{breaks}\n\n"
                         "Answer by clicking a class name (or with the keys 1, 2, ...). Please stay on this tab until "
