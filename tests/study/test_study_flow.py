@@ -127,3 +127,45 @@ def test_per_participant_test_images(digits_study, tmp_path, database_url):
     tests = [tuple(flow.start(ParticipantId("url", f"pp{i}")).plan["test"]) for i in range(4)]
     db.close()
     assert all(len(t) == 3 and len(set(t)) == 3 for t in tests) and len(set(tests)) > 1
+
+
+def test_attention_checks_are_spread_over_the_test():
+    import random
+
+    from teachset.study.checks import place_checks
+
+    test, checks = [f"t{i}" for i in range(200)], [f"c{i}" for i in range(5)]
+    for seed in range(20):
+        order = place_checks(test, checks, random.Random(seed))
+        assert [t for t in order if t.startswith("t")] == test and [t for t in order if t.startswith("c")] == checks
+        places = [i for i, t in enumerate(order) if t.startswith("c")]
+        assert places[0] > 0  # never the first trial
+        assert [p // 41 for p in places] == [0, 1, 2, 3, 4]  # one in each fifth of the test
+    assert place_checks(["t0"], ["c0"], random.Random(0)) == ["t0", "c0"]
+    assert place_checks(test, [], random.Random(0)) == test
+
+
+def test_a_plan_holds_the_checks_and_a_failed_check_can_end_the_session(checks_study, database_url):
+    db = Database(database_url)
+    db.create_schema()
+    db.ensure_study(checks_study.uid, checks_study.name)
+    flow = StudyFlow(checks_study, db, checks_study.secrets()["participant_key"])
+    session = flow.start(ParticipantId("prolific", "plan-checks"))
+    checks = {s.token: s for s in checks_study.checks}
+    assert len(session.plan["test"]) == 8 and sum(t in checks for t in session.plan["test"]) == 2
+    assert flow._plan(session.condition, session.participant_hash) == session.plan  # seeded per participant
+    flow.finish_teaching(session.token)
+    state = flow.state(flow.session(session.token))
+    last = None
+    while state["phase"] in ("quiz", "test"):
+        wrong = state["stimulus"] in checks  # every check answered wrongly: the second one ends it
+        answer = (checks[state["stimulus"]].label + 1) % 10 if wrong else 0
+        last = state["trial"]
+        state = flow.answer(session.token, Answer(state["phase"], state["trial"], state["stimulus"], answer, 500))["state"]
+    ended = flow.session(session.token)
+    assert state == {"phase": "screened_out", "url": "/done"} and ended.completion_code == "SCR33N"
+    assert ended.plan["test"][last] in checks and ended.completed_at is not None
+    if last < 7:  # the trials after the screen-out are refused
+        with pytest.raises(FlowError, match="has ended"):
+            flow.answer(session.token, Answer("test", last + 1, ended.plan["test"][last + 1], 0, 500))
+    db.close()

@@ -64,13 +64,15 @@ def _scored(trial: dict) -> bool:
     return trial["phase"] == "test" and not trial["check"]
 
 
-def exclusions(design: StudyDesign, data: StudyData, apply: bool = True) -> dict:
-    """The study's exclusion rules and every participant they leave out (of those who reached the
-    test), with the reasons."""
+def exclusions(design: StudyDesign, data: StudyData, apply: bool = True, include_incomplete: bool = False) -> dict:
+    """The study's exclusion rules and every participant they leave out (of those who would count:
+    the completed, or with `include_incomplete` everyone with test answers; and the screened out),
+    with the reasons."""
     excluded = []
     for p in data.participants:
         reasons = exclusion_reasons(p, design.settings)
-        if reasons and (p["status"] == "screened_out" or p["test_trials"]):
+        candidate = p["status"] in ("completed", "screened_out") or (include_incomplete and p["test_trials"])
+        if reasons and candidate:
             excluded.append({"participant": p["participant"], "condition": p["condition"], "status": p["status"],
                              "reasons": "; ".join(reasons)})
     return {"applied": apply, "rules": exclusion_rules(design.settings), "excluded": excluded,
@@ -250,7 +252,7 @@ def analyze(design: StudyDesign, db: Database, out: str | Path | None = None, in
         raise OptionError("blocks", f"{{option}} must be between 1 and 1000, got {blocks}")
     db.require_schema()
     data = load_data(db, design)
-    left_out = exclusions(design, data, exclude)
+    left_out = exclusions(design, data, exclude, include_incomplete)
     excluded = {e["participant"] for e in left_out["excluded"]} if exclude else set()
     included = {p["participant"] for p in data.participants if p["participant"] not in excluded
                 and (p["status"] == "completed" or (include_incomplete and p["test_trials"] > 0))}
