@@ -63,7 +63,7 @@ def prepare_generator(spec: DatasetSpec, experiment: Experiment, run_dir: Path, 
     if not all(met for _, met in gates.values()):
         print(f"warning: the generator of {spec.label} misses a quality gate: its teaching images may not look real (the "
               "report measures each one); a longer --generator-minutes, or a GPU, trains a better one", file=sys.stderr)
-    write_json(folder / "finished", {"gates": {k: list(v) for k, v in generator_gates(quality).items()}})
+    write_json(folder / "finished", {"gates": {k: list(v) for k, v in gates.items()}})
     return str(checkpoint)
 
 
