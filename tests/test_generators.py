@@ -186,6 +186,10 @@ def test_training_writes_samples_checkpoints_and_resumes(digits32, tmp_path):
     assert recorded["command"] == first + " && teachset generator train digits --resume R" and recorded["train"]["steps"] == 6
     with pytest.raises(TeachsetError, match="has no options.json"):
         resume_generator(tmp_path, digits32)
+    with pytest.raises(TeachsetError, match="differs in image_size"):
+        resume_generator(run, load_dataset("digits", image_size=16), steps=8)
+    main(["generator", "train", "digits", "--resume", str(run), "--steps", "7", "--precision", "fp32"])  # the recorded 32 px
+    assert load_generator(run / "checkpoint").meta["step"] == 7
 
 
 def test_training_is_seeded_and_leaves_the_global_random_state_and_backend_alone(digits32, tmp_path):
@@ -459,3 +463,4 @@ def test_flips_are_named_and_old_runs_keep_theirs():
     assert torch.equal(_flip(x, "horizontal", draws()), x.flip(-1)) and torch.equal(_flip(x, "vertical", draws()), x.flip(-2))
     assert torch.equal(_flip(x, "both", draws()), x.flip(-1).flip(-2))
     assert TrainOptions.recorded({"flip": True}).flip == "both" and TrainOptions.recorded({"flip": False}).flip == "none"
+

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from .atomic import write_json
+from .errors import TeachsetError
 
 
 def new_run_dir(root: str | Path, tag: str, options: dict) -> Path:
@@ -23,3 +25,11 @@ def new_run_dir(root: str | Path, tag: str, options: dict) -> Path:
             number += 1
     write_json(run_dir / "options.json", options)
     return run_dir
+
+
+def run_options(run_dir: str | Path, kind: str = "") -> dict:
+    """The options.json a run folder recorded first (a clear error where there is none)."""
+    path = Path(run_dir) / "options.json"
+    if not path.is_file():
+        raise TeachsetError(f"'{run_dir}' is not a {kind + ' ' if kind else ''}run folder: it has no options.json")
+    return json.loads(path.read_text())

@@ -34,6 +34,13 @@ def cmd_generator_train(args) -> None:
 
     options, split = options_from(args, TrainOptions), options_from(args, Split)  # refused before anything is loaded
     resolve_precision(args.precision, resolve_device(args.device))
+    if args.resume:  # the dataset the run recorded, whatever the flags' defaults say
+        from ..runs import run_options
+
+        spec = run_options(args.resume, "generator")["dataset"]
+        for key, flag in (("image_size", "size"), ("channels", "channels"), ("skip_bad", "skip_bad"), ("classes", "classes")):
+            setattr(args, flag, spec.get(key))
+        args.dataset = spec["source"]
     dataset = load_dataset(args)
     place = {"device": args.device, "precision": args.precision, "command": command_line()}
     if args.resume:

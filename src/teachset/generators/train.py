@@ -4,31 +4,29 @@
     generator = load_generator(trainer.checkpoint_)
     resume_generator(trainer.run_dir, dataset, minutes=60)                  # continue it to a new total budget
 
-The default, model="autoencoder": reconstruction (L1 + LPIPS), optionally (adversarial_weight > 0)
-joined after adversarial_start of the budget by a hinge adversarial term with differentiable
-augmentation on reconstructions and same-class interpolations. That term is off by default: on a
-CPU budget its patch discriminator stayed at chance, and the time is better spent on
-reconstruction. The option model="cgan": a conditional GAN from scratch (hinge loss,
-class-conditioned patch discriminator, DiffAugment), adversarial from the first step. The learning
-rates fall on a cosine to 0 over the budget by default (it ended lower than a constant rate).
+The default, model="autoencoder": reconstruction (L1 + LPIPS), optionally (adversarial_weight > 0) joined after
+adversarial_start of the budget by a hinge adversarial term with differentiable augmentation on reconstructions and
+same-class interpolations. That term is off by default: on a CPU budget its patch discriminator stayed at chance, and
+the time is better spent on reconstruction. The option model="cgan": a conditional GAN from scratch (hinge loss,
+class-conditioned patch discriminator, DiffAugment), adversarial from the first step. The learning rates fall on a
+cosine to 0 over the budget by default (it ended lower than a constant rate).
 
-A run folder holds options.json (written first), metrics.jsonl, samples/stepNNNNNN.png (held-out
-reconstructions, then prior samples per class), checkpoint/ (the EMA generator with its fitted
-class prior; atomic) and resume.pt (everything needed to continue; atomic). Interrupting with
-Ctrl-C writes both before exiting; `resume_generator` continues where the run stopped.
+A run folder holds options.json (written first), metrics.jsonl, samples/stepNNNNNN.png (held-out reconstructions, then
+prior samples per class), checkpoint/ (the EMA generator with its fitted class prior; atomic) and resume.pt
+(everything needed to continue; atomic). Interrupting with Ctrl-C writes both before exiting; `resume_generator`
+continues where the run stopped.
 
-The device and the precision are not options of the run: a run trained on a GPU resumes on a CPU
-and back. All randomness comes from CPU generators seeded with the run's seed (the weights, the
-discriminator's power-iteration vectors, the batches), so a run draws the same batches on either
-device, and torch's global random state is left as it was. On a CPU with native bfloat16
-(AVX512-BF16 or AMX) the forward passes run under bfloat16 autocast by default, which is faster there.
+The device and the precision are not options of the run: a run trained on a GPU resumes on a CPU and back. All
+randomness comes from CPU generators seeded with the run's seed (the weights, the discriminator's power-iteration
+vectors, the batches), so a run draws the same batches on either device, and torch's global random state is left as it
+was. On a CPU with native bfloat16 (AVX512-BF16 or AMX) the forward passes run under bfloat16 autocast by default,
+which is faster there.
 """
 
 from __future__ import annotations
 
 import copy
 import io
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -45,6 +43,7 @@ from ..errors import OptionError, TeachsetError
 from ..features.lpips import LPIPS
 from ..imaging import save_grid
 from ..options import check_fields, option
+from ..runs import new_run_dir, run_options
 from ..seeded import seeded_init
 from ..signals import stop_on_sigterm
 from .autoencoder import Autoencoder, check_code_grid
@@ -370,8 +369,6 @@ def train_generator(dataset: ImageDataset, options: TrainOptions | None = None, 
     """Train a generator on the train part of `split` into a new numbered run folder under `out`
     (options.json written first, after every check has passed); returns the fitted trainer
     (`checkpoint_`: the checkpoint)."""
-    from ..runs import new_run_dir
-
     options = options or TrainOptions()
     resolve_precision(precision, resolve_device(device))
     check_options(dataset, options)
@@ -386,14 +383,14 @@ def resume_generator(run_dir: str | Path, dataset: ImageDataset, *, minutes: flo
     """Continue the run in `run_dir` where it stopped, with the options it recorded; `minutes` and
     `steps`, where given, set a new total budget (recorded in options.json, with `command` added to
     the run's command history)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "options.json").is_file():
-        raise TeachsetError(f"'{run_dir}' is not a generator run folder: it has no options.json")
-    recorded = json.loads((run_dir / "options.json").read_text())
+    run_dir, record = Path(run_dir), run_options(run_dir, "generator")
+    if differ := [k for k in ("image_size", "classes") if dataset.spec.get(k) != record["dataset"].get(k, dataset.spec.get(k))]:
+        raise TeachsetError(f"'{run_dir}' was trained on {record['dataset']}, the dataset given differs in {', '.join(differ)}: "
+                            "load the dataset the run recorded (teachset generator train --resume does)")
     budget = {k: v for k, v in (("minutes", minutes), ("steps", steps)) if v is not None}
-    options = TrainOptions.recorded({**recorded["train"], **budget})
-    split = Split.from_record(recorded.get("split")) if "split" in recorded else Split()  # runs before splits: the default
+    options = TrainOptions.recorded({**record["train"], **budget})
+    split = Split.from_record(record.get("split")) if "split" in record else Split()  # runs before splits: the default
     trainer = GeneratorTrainer(options, run_dir, device, precision, split).setup(dataset).load_resume()
-    history = " && ".join(c for c in (recorded.get("command"), command) if c)  # the whole history that made it
-    write_json(run_dir / "options.json", {**recorded, "train": asdict(options), "command": history})
+    history = " && ".join(c for c in (record.get("command"), command) if c)  # the whole history that made it
+    write_json(run_dir / "options.json", {**record, "train": asdict(options), "command": history})
     return trainer.fit(dataset, history)
