@@ -15,7 +15,7 @@ train split; students are scored on the test split), run as a `teachset run` gri
 Each dataset needs a generator trained on its train split by the default recipe, e.g.
     teachset generator train mnist --size 32 --steps 14000 --out runs/generators
     teachset generator train fashion-mnist --size 32 --classes T-shirt-top,Shirt --steps 14000 --out runs/generators
-(elpv's is bundled). Then:
+(elpv's is bundled). Then (run it again to resume: a grid with the same experiment continues its folder):
     .venv/bin/python benchmarks/bench_teaching.py --mnist-generator RUN/checkpoint --fashion-generator RUN/checkpoint
 """
 
@@ -49,7 +49,9 @@ def realism_table(realism: dict) -> str:
 def grid(name: str, generator: str, methods: list[dict], seeds: int, out: str, workers: int) -> dict:
     experiment = build_experiment({"name": name, "seeds": seeds, "datasets": [{**DATASETS[name], "generator": generator}],
                                    "methods": methods})
-    run_dir = new_run_dir(out, f"teaching-{name}", experiment.canonical())
+    found = [d for d in sorted(Path(out).glob(f"*-teaching-{name}")) if (d / "options.json").is_file()
+             and json.loads((d / "options.json").read_text()) == experiment.canonical()]
+    run_dir = found[-1] if found else new_run_dir(out, f"teaching-{name}", experiment.canonical())  # resumed: its cells kept
     run_grid(experiment, run_dir, workers=workers).close()
     results = json.loads((run_dir / "results.json").read_text())
     print(format_table(results["summary"]))

@@ -57,18 +57,46 @@ def taught_students(teaching_set: TeachingSet) -> set[tuple[str, str]]:
     student = params.get("student")
     if not isinstance(student, str) or teaching_set.method.endswith("-snapped"):
         return set()
+    if isinstance(params.get("proxy"), dict):  # taught against a calibrated proxy: its student, in its space
+        return {(student, params["proxy"]["extractor"]), ("proxy", params["proxy"]["extractor"])}
     return {(s, e) for s in student.split("+") for e in (params.get("extractor"), *params.get("extractors", []))}
+
+
+PROXY = "proxy:"  # a student named proxy:<proxy.json>: that calibrated proxy's predicted human accuracy
 
 
 @dataclass
 class Evaluator:
     """Scores teaching sets with fresh proxy students on the images in `data` (the test part, in the
     teachers' extractor), and on the same images in the `transfer` extractors that no teacher used.
-    `students` maps a student kind to its parameters (default: the evaluation's LC and NN)."""
+    `students` maps a student kind to its parameters (default: the evaluation's LC and NN); a student
+    named proxy:<proxy.json> is a calibrated proxy (teachset.proxy), scored by the accuracy it predicts
+    people reach after the set, in its own feature space."""
 
     data: TeachingData
     transfer: list[TeachingData] = field(default_factory=list)
     students: dict[str, dict] = field(default_factory=lambda: {s: {} for s in defaults.STUDENTS})
+    _proxies: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def proxy(self, student: str):
+        """(the calibrated proxy a proxy:<file> student names, the test images in its feature space), loaded once."""
+        if student not in self._proxies:
+            from .proxy import load_proxy
+
+            spec = load_proxy(student[len(PROXY):])
+            space = next((s for s in (self.data, *self.transfer) if (s.extractor, s.input_size) ==
+                          (spec.extractor, spec.input_size)), None) or spec.space(self.data)
+            self._proxies[student] = (spec, space)
+        return self._proxies[student]
+
+    def predicted_accuracy(self, teaching_set: TeachingSet, student: str) -> float:
+        """The accuracy a calibrated proxy predicts for people taught with the set, on the held-out images."""
+        spec, space = self.proxy(student)
+        check_same_dataset(teaching_set, space.dataset)
+        index = held_out_index(teaching_set, space.dataset)
+        taught = extract(space.network, teaching_set.tensor())
+        return spec.predicted_accuracy(taught, teaching_set.labels, space.features[index], space.dataset.labels[index],
+                                       space.dataset.num_classes)
 
     def accuracies(self, teaching_set: TeachingSet, student: str, seeds, test_index: np.ndarray | None = None,
                    space: TeachingData | None = None) -> list[float]:
@@ -90,8 +118,15 @@ class Evaluator:
         n_test = len(held_out_index(teaching_set, self.data.dataset))
         own = taught_students(teaching_set)
         rows = []
+        for student in [s for s in self.students if s.startswith(PROXY)]:
+            spec, _ = self.proxy(student)
+            taught_against = (teaching_set.params.get("proxy") or {}).get("sha256") == spec.sha256
+            rows.append({"method": teaching_set.method, "teaching_set": str(teaching_set.path or ""),
+                         "set_seed": teaching_set.seed, "student": "proxy", "extractor": spec.extractor,
+                         "own": taught_against, "repeat": 0, "student_seed": seed,
+                         "accuracy": self.predicted_accuracy(teaching_set, student), "n_test": n_test})
         for space in (self.data, *self.transfer):
-            for student in self.students:
+            for student in [s for s in self.students if not s.startswith(PROXY)]:
                 seeds = [seed + r for r in range(repeats)]
                 for r, (s, acc) in enumerate(zip(seeds, self.accuracies(teaching_set, student, seeds, space=space))):
                     rows.append({"method": teaching_set.method, "teaching_set": str(teaching_set.path or ""),
@@ -119,10 +154,12 @@ def evaluation_parts(dataset: ImageDataset, split: Split, extractor: str = defau
 
 def evaluate_sets(teaching_sets: list[TeachingSet], dataset: str | None = None, extractor: str = defaults.EXTRACTOR,
                   input_size: int | None = None, repeats: int = defaults.REPEATS, seed: int = 0,
-                  skip_bad: bool = False, transfer: tuple[str, ...] = defaults.TRANSFER_EXTRACTORS) -> tuple[list[dict], dict, ImageDataset]:
+                  skip_bad: bool = False, transfer: tuple[str, ...] = defaults.TRANSFER_EXTRACTORS,
+                  proxy: str | None = None) -> tuple[list[dict], dict, ImageDataset]:
     """Fresh-student rows and the realism record (teaching_set.realism_record) of teaching sets, each
     scored on the test part of the dataset and split it records (or on `dataset`, a source loaded
-    with each set's own options); also the first set's dataset."""
+    with each set's own options); also the first set's dataset. `proxy`: a proxy.json whose predicted
+    human accuracy is reported beside the students."""
     from .data import load_dataset
     from .realism import realism_record
 
@@ -137,6 +174,8 @@ def evaluate_sets(teaching_sets: list[TeachingSet], dataset: str | None = None, 
         if key not in parts:
             whole = load_dataset(**spec)
             parts[key] = (whole, *evaluation_parts(whole, split, extractor, input_size, transfer)[1:])
+            if proxy:
+                parts[key][1].students[PROXY + proxy] = {}
         _, evaluator, realism = parts[key]
         path = str(ts.path.resolve()) if ts.path else ts.method
         rows += [row | {"teaching_set": path} for row in evaluator.evaluate(ts, repeats=repeats, seed=seed)]
@@ -191,6 +230,8 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def student_label(student: str, extractor: str, main_extractor: str) -> str:
     """'LC' for a student on the main extractor, 'LC alexnet' for a transfer student."""
+    if student == "proxy":
+        return f"humans, predicted ({extractor})"
     return student.upper() if extractor in ("", main_extractor) else f"{student.upper()} {extractor}"
 
 

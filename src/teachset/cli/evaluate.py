@@ -13,7 +13,7 @@ def cmd_evaluate(args) -> None:
 
     sets = [TeachingSet.load(p) for p in args.teaching_sets]
     rows, realism, dataset = evaluate_sets(sets, args.dataset, args.extractor, args.input_size, args.repeats, args.seed,
-                                           args.skip_bad)
+                                           args.skip_bad, proxy=args.proxy)
     summary = summarize(rows)
     print(format_table(summary))
     options = {k: v for k, v in vars(args).items() if k != "func"}
@@ -32,6 +32,7 @@ def add_commands(sub) -> None:
     p = add_command(sub, "evaluate", cmd_evaluate, "score teaching sets with fresh LC and NN proxy students", """
 teachset evaluate sets/elpv-kcenters sets/elpv-random --repeats 5
 teachset evaluate sets/mine --dataset my_images/ --extractor alexnet
+teachset evaluate sets/a sets/b --proxy studies/pilot/calibration/proxy.json   # beside: the people it predicts
 """)
     p.add_argument("teaching_sets", nargs="+", help="teaching-set folders")
     p.add_argument("--dataset", default=None, help="the dataset to score on (default: the one recorded in each teaching set)")
@@ -40,6 +41,8 @@ teachset evaluate sets/mine --dataset my_images/ --extractor alexnet
     p.add_argument("--repeats", type=int, default=defaults.REPEATS,
                    help=f"fresh students per teaching set and student kind (default {defaults.REPEATS})")
     p.add_argument("--seed", type=int, default=0, help="first student seed")
+    p.add_argument("--proxy", default=None, metavar="PROXY_JSON", help="also report the accuracy this calibrated proxy "
+                   "(`teachset study calibrate`) predicts people reach with each set")
     p.add_argument("--out", default=defaults.RUNS_DIR,
                    help=f"folder under which a numbered results folder is made (default {defaults.RUNS_DIR})")
 

@@ -25,11 +25,14 @@ def _experiment(args):
     if not args.source:
         raise TeachsetError("give a dataset (a bundled name, a folder, a CSV manifest) or an experiment.toml, or --resume RUN")
     if args.source.endswith(".toml"):
+        if args.proxy:
+            raise TeachsetError("with an experiment file, put proxy = \"PROXY_JSON\" in it instead of --proxy")
         return load_experiment(args.source)
     return dataset_experiment(args.source, size=args.size, classes=args.classes, channels=args.channels, skip_bad=args.skip_bad,
                               generator=args.generator, no_generator=args.no_generator, methods=args.methods,
                               teacher_epochs=args.teacher_epochs, per_class=args.per_class, seeds=args.repeats,
-                              split=options_from(args, Split), generator_minutes=args.generator_minutes, explain=args.explain)
+                              split=options_from(args, Split), generator_minutes=args.generator_minutes, explain=args.explain,
+                              proxy=args.proxy)
 
 
 def study_command(experiment, run_dir: Path) -> str | None:
@@ -42,7 +45,7 @@ def study_command(experiment, run_dir: Path) -> str | None:
     main = found["extractor"]
     best: dict[bool, tuple[float, str, str]] = {}
     for row in found["summary"]:
-        if row["extractor"] == main:
+        if row["extractor"] == main or row["student"] == "proxy":
             continue  # rank by the students no teacher used
         paths = {r["teaching_set"] for r in found["rows"] if r["method"] == row["method"] and r["set_seed"] == 0}
         generated = experiment.method(row["method"]).name in GENERATED
@@ -101,6 +104,8 @@ def add_run_args(p, source: bool = True) -> None:
     p.add_argument("--per-class", type=int, default=defaults.PER_CLASS, help=f"teaching images per class (default {defaults.PER_CLASS})")
     p.add_argument("--repeats", type=int, default=defaults.REPEATS, help="seeds per method: teaching sets, each scored by fresh students")
     add_options(p, Split)
+    p.add_argument("--proxy", default=None, metavar="PROXY_JSON", help="a calibrated proxy (`teachset study calibrate`): "
+                   "the latent teacher against it too (latent-proxy), and every set scored by the accuracy it predicts")
     p.add_argument("--explain", action="store_true", help="counterfactual strips (teachset explain) for each method's first "
                                                           "set, shown in the report")
     p.add_argument("--workers", type=int, default=1, help="cells run side by side (each worker gets cores / workers threads)")

@@ -9,6 +9,7 @@ import sys
 from .. import defaults
 from ..study.design import DATABASE_ENV
 from ..study.settings import StudySettings
+from .calibrate import add_loop_subcommands
 from .common import add_options, options_from
 
 STUDY_EPILOG = """\
@@ -40,6 +41,10 @@ examples:
   teachset study create --name "Digits pilot" --dataset digits --condition kcenters=runs/0003-kcenters \\
       --test-images 50 --prolific --completion-code C1A2B3C4 --attention-checks 4 --screen-out-after 2 \\
       --screen-out-code SCR33N --quota 30 --desktop-only --out studies/pilot
+
+  # a selected and a generated set, both at 256 px; the generated one with its counterfactual strips as aids
+  teachset study create --name "Cells at 256" --dataset elpv --condition herding=runs/a --condition latent=runs/b \\
+      --display 256 --aid latent
 
   # own texts, and image checks from a folder of one sub-folder of clear images per class
   teachset study create --name Cells --dataset data/cells.csv --condition A=runs/a --condition B=runs/b \\
@@ -108,7 +113,8 @@ def run_create(args: argparse.Namespace) -> None:
     design = create_study(
         name=args.name, dataset_source=args.dataset, conditions=args.condition, out=args.out,
         consent=read_consent(args.consent), texts=args.texts, check_images=args.check_images, overwrite=args.overwrite,
-        settings=options_from(args, StudySettings),
+        settings=options_from(args, StudySettings), display=args.display or "working", mixed_display=args.mixed_display,
+        aids=args.aid,
     )
     print(f"study '{design.name}' written to {design.path}: {len(design.conditions)} condition(s) "
           f"({', '.join(f'{c.name}: {len(c.teach)} images' for c in design.conditions)}), "
@@ -139,7 +145,8 @@ def run_analyze(args: argparse.Namespace) -> None:
     with Database(design.database_url(args.database)) as db:
         summary = analyze(design, db, out, include_incomplete=args.include_incomplete, proxy=not args.no_proxy,
                           extractor=args.extractor, repeats=args.repeats, seed=args.seed,
-                          permutations=args.permutations, blocks=args.blocks, exclude=not args.no_exclusions)
+                          permutations=args.permutations, blocks=args.blocks, exclude=not args.no_exclusions,
+                          include_simulated=args.include_simulated)
     for row in summary["conditions"]:
         accuracy = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.3f}"
         print(f"{row['condition']}: {row['participants']} participants, human accuracy {accuracy}"
@@ -171,6 +178,15 @@ def add_study_subcommands(subparsers) -> None:
     create.add_argument("--check-images", metavar="FOLDER", help="image attention checks: one sub-folder of clear images "
                         "per class")
     create.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
+    create.add_argument("--display", action="append", metavar="MODE", help="the resolution every image is shown at: "
+                        "working (default: the working size), N (every image written at N px, enlarged smoothly), or "
+                        "original (real images at their original resolution; every condition needs originals); "
+                        "NAME=MODE for one condition of its own, with --mixed-display")
+    create.add_argument("--mixed-display", action="store_true", help="allow conditions shown at different resolutions "
+                        "(recorded in study.json)")
+    create.add_argument("--aid", action="append", metavar="NAME[=FOLDER]", help="give condition NAME teaching aids: "
+                        "its teaching set's counterfactual strips ('teachset explain'), from its explanations/ folder "
+                        "or FOLDER; each teaching image then opens to how it would look as another class")
     add_options(create, StudySettings)
     create.set_defaults(func=run_create)
 
@@ -194,6 +210,7 @@ def add_study_subcommands(subparsers) -> None:
     analyze.add_argument("--include-incomplete", action="store_true", help="count participants who did not finish")
     analyze.add_argument("--no-exclusions", action="store_true",
                          help="count the participants the exclusion rules leave out (they are still listed)")
+    analyze.add_argument("--include-simulated", action="store_true", help="count simulated participants (study simulate)")
     analyze.add_argument("--no-proxy", action="store_true", help="skip the LC and NN proxy students")
     analyze.add_argument("--extractor", default=defaults.EXTRACTOR,
                          help=f"feature extractor of the proxy students (default {defaults.EXTRACTOR})")
@@ -203,6 +220,7 @@ def add_study_subcommands(subparsers) -> None:
     analyze.add_argument("--permutations", type=_positive, default=10_000, help="permutations of the test (default 10000)")
     analyze.add_argument("--blocks", type=_positive, default=10, help="blocks of the learning curve (default 10)")
     analyze.set_defaults(func=run_analyze)
+    add_loop_subcommands(subparsers)  # calibrate, simulate (cli/calibrate.py)
 
 
 def add_commands(subparsers) -> None:

@@ -35,7 +35,8 @@ def cmd_teach(args) -> None:
     else:
         method, size = options_from(args, PixelTeacher), args.size or defaults.IMAGE_SIZE
     data, _ = TeachingData.load(load_dataset(args, size=size), args.extractor, args.input_size).split(options_from(args, Split))
-    out = Path(args.out or f"teaching_sets/{data.dataset.name}-{args.space}-{args.student}-seed{args.seed}")
+    student = "proxy" if args.proxy else args.student
+    out = Path(args.out or f"teaching_sets/{data.dataset.name}-{args.space}-{student}-seed{args.seed}")
     if out.exists() and not args.overwrite:
         raise TeachsetError(f"'{out}' already exists; choose another --out or pass --overwrite")
     ts = method.make(data, args.per_class, seed=args.seed, progress=True)
@@ -75,6 +76,7 @@ teachset teach elpv --student lc --generator teachset:elpv-64          # the gen
 teachset teach elpv --student nn --generator runs/00003-generator-elpv-64px/checkpoint --epochs 300
 teachset teach elpv --student lc --generator teachset:elpv-64 --init sets/elpv-medoids --snap-to-real
 teachset teach elpv --space pixels --student lc --epochs 500           # dataset distillation, the control
+teachset teach elpv --generator teachset:elpv-64 --proxy studies/cells/calibration/proxy.json   # a calibrated proxy
 """)
     add_dataset_args(p, size=None)
     add_feature_args(p)

@@ -18,6 +18,10 @@
     label = "latent-nn"                # how the grid names it (default: the name)
     student = "nn"
 
+    # proxy = "studies/cells/calibration/proxy.json"   a calibrated proxy: every set is also scored by the
+    #                                                   accuracy it predicts for people; a teacher takes
+    #                                                   proxy = "..." among its parameters to teach against it
+
 The whole file is checked before any work: an unknown key, dataset, method or parameter gets one
 line naming it and what is allowed.
 """
@@ -38,7 +42,7 @@ from ..errors import TeachsetError
 from ..features import EXTRACTORS
 
 TOP_KEYS = {"name", "seeds", "per_class", "extractors", "transfer", "realism", "students", "protocol", "test_fraction",
-            "split_seed", "generator_minutes", "explain", "datasets", "methods"}
+            "split_seed", "generator_minutes", "explain", "datasets", "methods", "proxy"}
 DATASET_KEYS = {"source", "size", "classes", "channels", "skip_bad", "generator", "label"}
 GENERATED = ("latent", "pixels", "gtn")
 
@@ -178,6 +182,8 @@ def build_experiment(values: dict, where: str = "experiment", base: Path | None 
         if name not in METHODS:
             _fail(at, f"unknown method '{name}'; choose one of: {', '.join(METHODS)}")
         label = params.pop("label", name)
+        if params.get("proxy"):
+            params["proxy"] = _proxy_path(params["proxy"], at, base)
         try:  # every parameter checked now (a generator is given per dataset, later)
             make_method(name, **params)
         except TeachsetError as error:
@@ -193,6 +199,7 @@ def build_experiment(values: dict, where: str = "experiment", base: Path | None 
         split = Split(**split_values)
     except TeachsetError as error:
         _fail(where, str(error))
+    proxy = (f"proxy:{_proxy_path(values['proxy'], where, base)}",) if values.get("proxy") else ()
     return Experiment(
         name=str(values.get("name") or datasets[0].label), datasets=tuple(datasets), methods=tuple(methods),
         seeds=_ints(values.get("seeds", defaults.REPEATS), f"{where}, seeds", count_means_range=True),
@@ -200,8 +207,23 @@ def build_experiment(values: dict, where: str = "experiment", base: Path | None 
         extractors=_strings(values.get("extractors", [defaults.EXTRACTOR]), f"{where}, extractors", list(EXTRACTORS)),
         transfer=_strings(values.get("transfer", list(defaults.TRANSFER_EXTRACTORS)), f"{where}, transfer", list(EXTRACTORS)),
         realism=_strings(values.get("realism", defaults.REALISM_EXTRACTOR), f"{where}, realism", list(EXTRACTORS))[0],
-        students=_strings(values.get("students", list(defaults.STUDENTS)), f"{where}, students", list(defaults.STUDENTS)),
+        students=_strings(values.get("students", list(defaults.STUDENTS)), f"{where}, students", list(defaults.STUDENTS))
+        + proxy,
         split=split, generator_minutes=float(values.get("generator_minutes", 30.0)), explain=bool(values.get("explain", False)))
+
+
+def _proxy_path(value, where: str, base: Path | None) -> str:
+    """A calibrated proxy's proxy.json, absolute (so that every worker finds it) and checked."""
+    from ..proxy import load_proxy
+
+    if not isinstance(value, str):
+        _fail(where, f"proxy must be the path of a proxy.json, not {value!r}")
+    path = Path(value) if base is None or Path(value).is_absolute() else base / value
+    try:
+        load_proxy(path)
+    except TeachsetError as error:
+        _fail(where, str(error))
+    return str(path.resolve())
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -232,9 +254,11 @@ def dataset_experiment(source: str, *, size: int = defaults.IMAGE_SIZE, classes:
                        channels: str | None = None, skip_bad: bool = False, generator: str | None = None,
                        no_generator: bool = False, methods: list[str] | None = None, teacher_epochs: int | None = None,
                        per_class: int = defaults.PER_CLASS, seeds: int = defaults.REPEATS, split: Split = Split(),
-                       generator_minutes: float = 30.0, explain: bool = False) -> Experiment:
+                       generator_minutes: float = 30.0, explain: bool = False, proxy: str | None = None) -> Experiment:
     """The whole protocol on one dataset: every selection method, and with a generator (the one
-    given, the one bundled for the dataset, or one trained on its train split) the latent teacher."""
+    given, the one bundled for the dataset, or one trained on its train split) the latent teacher;
+    with a calibrated `proxy`, the latent teacher against it too (latent-proxy), and every set scored
+    by the accuracy the proxy predicts for people."""
     from ..generators import bundled_generators
     from ..methods import method_names
 
@@ -245,12 +269,15 @@ def dataset_experiment(source: str, *, size: int = defaults.IMAGE_SIZE, classes:
     names = methods or [*method_names("selection"), *(["latent"] if generator else [])]
     epochs = {} if teacher_epochs is None else {"epochs": teacher_epochs}
     tables = [method_table(n, **(epochs if method_table(n)["name"] in ("latent", "pixels") else {})) for n in names]
+    if proxy and generator:
+        tables.append(method_table("latent-proxy", name="latent", proxy=proxy, **epochs))
     if isinstance(classes, str):
         classes = [c.strip() for c in classes.split(",")]
     dataset = {"source": source, "size": size, "channels": channels, "skip_bad": skip_bad,
                **({"classes": classes} if classes else {}), **({"generator": generator} if generator else {})}
     return build_experiment({"datasets": [dataset], "methods": tables, "seeds": seeds, "per_class": per_class,
-                             "generator_minutes": generator_minutes, "explain": explain, **split.record()}, where=str(source))
+                             "generator_minutes": generator_minutes, "explain": explain, **split.record(),
+                             **({"proxy": proxy} if proxy else {})}, where=str(source))
 
 
 def experiment_from_record(record: dict) -> Experiment:

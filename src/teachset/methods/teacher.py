@@ -69,11 +69,30 @@ class TeacherOptions:
                                          "averaged over them), so that the set cannot win by exploiting one network")
     views: int = option(2, "differentiable random shifts and brightness changes of the teaching images, this many per "
                         "epoch, that the students must also learn from (0: the images as they are)", minimum=0)
+    proxy: str | None = option(None, "teach against a calibrated proxy (the proxy.json of `teachset study calibrate`): "
+                               "its extractor, map, head and temperature replace the student, its options and the extra "
+                               "extractors")
 
     def __post_init__(self):
         check_fields(self)
+        if self.proxy:  # the calibrated proxy is the one student taught
+            spec = self.proxy_spec()
+            self.student, self.extractors = spec.student, ()
+            if spec.head != "lc":
+                self.similarity, self.temperature, self.rule = spec.similarity, spec.temperature, spec.rule
         if "lc" in self.student.split("+") and self.l2 <= 0:
             raise OptionError("l2", "the LC teacher needs {option} above 0: the student's problem must have one optimum")
+
+    def proxy_spec(self):
+        """The calibrated proxy taught against (None: none)."""
+        from ..proxy import load_proxy
+
+        return load_proxy(self.proxy) if self.proxy else None
+
+    def params(self) -> dict:
+        """A method's recorded parameters, with the calibrated proxy (its file, hash, fit and scores) where there is one."""
+        found = super().params()
+        return {**found, "proxy": self.proxy_spec().record()} if self.proxy else found
 
 
 def diversity_penalty(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -241,7 +260,10 @@ class Teacher:
 
 def teaching_spaces(options: TeacherOptions, data: TeachingData) -> tuple[list[FrozenExtractor], list[np.ndarray]]:
     """The frozen networks a teacher teaches through and the data's features in each: the data's own
-    extractor, then `options.extractors` (at the same input size)."""
+    extractor, then `options.extractors` (at the same input size); with a calibrated proxy, its own
+    extractor and map alone."""
+    if options.proxy:
+        return options.proxy_spec().teacher_space(data)
     size = data.dataset.image_size
     others = [TeachingData.load(data.dataset, name, defaults.network_input_size(name, size), progress=False)
               for name in options.extractors if name != data.extractor]

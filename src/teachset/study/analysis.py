@@ -13,7 +13,8 @@ rules leave out (checks.py: failed attention checks, implausibly fast answers), 
 the reasons in the report and in exclusions.csv; every table still lists everyone. Attention-check
 trials never count towards an accuracy. Writes, into the output folder: report.html, trials.csv,
 participants.csv, events.csv, data_dictionary.csv, conditions.csv, learning_curve.csv,
-exclusions.csv, analysis.json, and two figures.
+exclusions.csv, aids.csv (aid use, where conditions carry teaching aids: aids.py), analysis.json,
+and two figures.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 from .. import defaults
 from ..atomic import atomic_write_text, write_json
 from ..errors import OptionError, TeachsetError
+from .aids import aid_use
 from .checks import exclusion_reasons, exclusion_rules
 from .db import Database, utcnow
 from .design import StudyDesign
@@ -64,14 +66,16 @@ def _scored(trial: dict) -> bool:
     return trial["phase"] == "test" and not trial["check"]
 
 
-def exclusions(design: StudyDesign, data: StudyData, apply: bool = True, include_incomplete: bool = False) -> dict:
+def exclusions(design: StudyDesign, data: StudyData, apply: bool = True, include_incomplete: bool = False,
+               include_simulated: bool = True) -> dict:
     """The study's exclusion rules and every participant they leave out (of those who would count:
-    the completed, or with `include_incomplete` everyone with test answers; and the screened out),
-    with the reasons."""
+    the completed, or with `include_incomplete` everyone with test answers; and the screened out;
+    simulated participants only with `include_simulated`), with the reasons."""
     excluded = []
     for p in data.participants:
         reasons = exclusion_reasons(p, design.settings)
         candidate = p["status"] in ("completed", "screened_out") or (include_incomplete and p["test_trials"])
+        candidate = candidate and (include_simulated or not p["simulated"])
         if reasons and candidate:
             excluded.append({"participant": p["participant"], "condition": p["condition"], "status": p["status"],
                              "reasons": "; ".join(reasons)})
@@ -239,10 +243,10 @@ def analysis_folder(design: StudyDesign, out: str | Path | None = None) -> Path:
 
 def analyze(design: StudyDesign, db: Database, out: str | Path | None = None, include_incomplete: bool = False,
             proxy: bool = True, extractor: str = defaults.EXTRACTOR, repeats: int = defaults.REPEATS, seed: int = 0,
-            permutations: int = 10_000, blocks: int = 10, exclude: bool = True) -> dict:
+            permutations: int = 10_000, blocks: int = 10, exclude: bool = True, include_simulated: bool = False) -> dict:
     """Write the analysis of `design`'s responses in `db` to `out` (default: analysis_folder);
     returns what analysis.json holds. `exclude`: apply the study's exclusion rules (they are listed
-    either way)."""
+    either way); `include_simulated`: count simulated participants (`teachset study simulate`) too."""
     from .web import page_environment
 
     if permutations < 100:
@@ -252,10 +256,12 @@ def analyze(design: StudyDesign, db: Database, out: str | Path | None = None, in
         raise OptionError("blocks", f"{{option}} must be between 1 and 1000, got {blocks}")
     db.require_schema()
     data = load_data(db, design)
-    left_out = exclusions(design, data, exclude, include_incomplete)
+    left_out = exclusions(design, data, exclude, include_incomplete, include_simulated)
     excluded = {e["participant"] for e in left_out["excluded"]} if exclude else set()
     included = {p["participant"] for p in data.participants if p["participant"] not in excluded
-                and (p["status"] == "completed" or (include_incomplete and p["test_trials"] > 0))}
+                and (p["status"] == "completed" or (include_incomplete and p["test_trials"] > 0))
+                and (include_simulated or not p["simulated"])}
+    simulated = sum(bool(p["simulated"]) for p in data.participants)
     test_index = _test_index(design, data, included)
     proxies = proxy_accuracies(design, test_index, extractor, repeats, seed) if proxy else {}
     results = summarize(design, data, included, proxies)
@@ -271,21 +277,27 @@ def analyze(design: StudyDesign, db: Database, out: str | Path | None = None, in
                                                                    "trials", "accuracy", "low", "high"]))
     atomic_write_text(out / "exclusions.csv", csv_text(left_out["excluded"], ["participant", "condition", "status",
                                                                               "reasons"]))
+    aids = aid_use(design, data, included)
+    if aids:
+        atomic_write_text(out / "aids.csv", csv_text(aids, list(aids[0])))
     figures = _figures(results, curve, out, chance=1 / len(design.class_names)) if included else []
     summary = {
         "study": design.name, "study_uid": design.uid, "analysed_at": utcnow().isoformat(timespec="seconds") + "Z",
         "database": db.describe(), "included": ("completed participants" if not include_incomplete
                                                    else "all participants with test answers")
-        + (", less the excluded" if exclude else "; exclusion rules not applied"), "participants_included": len(included),
+        + (", less the excluded" if exclude else "; exclusion rules not applied")
+        + (f"; {simulated} simulated participants {'counted' if include_simulated else 'left out'}" if simulated else ""),
+        "participants_included": len(included), "simulated": {"participants": simulated, "counted": include_simulated},
         "participants_total": len(data.participants), "test_images": len(test_index), "test_mode": design.test_mode,
         "proxy": {"extractor": extractor, "repeats": repeats, "seed": seed} if proxy else None,
         "conditions": condition_rows, "comparison": comparison, "learning_curve": curve, "exclusions": left_out,
         "attention_checks": {"per_participant": design.settings.attention_checks, "kind": design.settings.check_kind},
+        "aids": aids,
     }
     write_json(out / "analysis.json", _clean(summary))
     html = page_environment().get_template("analysis.html").render(
         summary=summary, results=results, comparison=comparison, curve=curve, figures=figures,
-        participants=data.participants, left_out=left_out,
+        participants=data.participants, left_out=left_out, aids=aids,
         dictionary=data_dictionary(), fmt=_fmt, proxy=proxy)
     atomic_write_text(out / "report.html", html)
     return _clean(summary)

@@ -1,8 +1,9 @@
 """The study's web application (Starlette): the participant pages and JSON API (participant.py), the
 researcher's dashboard and preview (dashboard.py), images and static files (here).
 
-    GET  /img/<token>.png  a stimulus (tokens are random: a URL tells nothing about a class)
-    GET  /static/<name>    the stylesheet, the script, the icon
+    GET  /img/<token>.png  a stimulus or a frame of a teaching aid (tokens are random: a URL tells
+                           nothing about a class)
+    GET  /static/<name>    the stylesheet (with the study's one image size), the script, the icon
     GET  /favicon.ico      the icon
     GET  /healthz          {"ok": true}
 
@@ -27,12 +28,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import dashboard, participant
+from .aids import aid_files
 from .db import Database
 from .design import StudyDesign
 from .flow import FlowError, StudyFlow
 from .ratelimit import OVERALL, PER_CLIENT, WINDOW_S, LoginLimiter
 from .validate import BadRequest
-from .web import PAGES, StudyContext, json_error, page_environment
+from .web import PAGES, StudyContext, display_css, json_error, page_environment
 
 log = logging.getLogger("teachset.study")
 SECURITY_HEADERS = [
@@ -158,13 +160,14 @@ def create_app(design: StudyDesign, db: Database, secure_cookies: bool = False,
     preview_id = preview_study_id(design.uid)
     db.ensure_study(preview_id, f"{design.name[:180]} (preview)")
     static_files = {name: ((PAGES / "static" / name).read_bytes(), kind) for name, kind in STATIC.items()}
+    static_files["study.css"] = (static_files["study.css"][0] + display_css(design), STATIC["study.css"])
     ctx = StudyContext(
         design=design,
         db=db,
         flow=StudyFlow(design, db, keys["participant_key"]),
         preview_flow=StudyFlow(design, db, keys["participant_key"], study_id=preview_id),
         pages=page_environment(),
-        images={token: path.read_bytes() for token, path in design.stimulus_files().items()},
+        images={token: path.read_bytes() for token, path in {**design.stimulus_files(), **aid_files(design)}.items()},
         static={**static_files, "favicon.ico": (favicon(), "image/x-icon")},
         dashboard_token=keys["dashboard_token"],
         key=keys["participant_key"],

@@ -20,8 +20,10 @@ from statistics import median
 from sqlalchemy import select
 
 from ..atomic import atomic_write_text
+from ..errors import TeachsetError
 from .db import Database, events, sessions, trials, utcnow
 from .design import StudyDesign
+from .simulate import is_simulated, simulation_mark
 
 PHASE_ORDER = {"quiz": 0, "test": 1}
 
@@ -29,6 +31,7 @@ TRIAL_COLUMNS = [
     ("participant", "pseudonymous participant code (P + session number)"),
     ("condition", "the condition (teaching set) the participant was assigned to"),
     ("completed", "1 if the participant finished the study, else 0 (screened out: 0)"),
+    ("simulated", "1 for a simulated participant (teachset study simulate), else 0"),
     ("phase", "quiz (a teaching image, unlabeled) or test (a dataset image outside every teaching set, or an "
               "attention check)"),
     ("check", "empty for a test image; instructed (a trial that said which class to click) or image (an "
@@ -47,6 +50,7 @@ TRIAL_COLUMNS = [
     ("rt_ms", "response time measured in the browser, from the image being displayed to the click, in ms"),
     ("server_rt_ms", "time between the server sending the trial and storing the answer, in ms (includes network)"),
     ("teaching_set_opened", "how many times the participant reopened the teaching set during this trial"),
+    ("aid_opened", "how many times the participant opened a teaching aid (an image's strips) during this trial"),
     ("shown_at", "when the server sent the trial (UTC, ISO 8601)"),
     ("answered_at", "when the server stored the answer (UTC, ISO 8601)"),
 ]
@@ -55,6 +59,8 @@ PARTICIPANT_COLUMNS = [
     ("condition", "the condition (teaching set) the participant was assigned to"),
     ("status", "completed, screened_out (ended early by failed attention checks), in_progress (active within the "
                "assignment window) or abandoned"),
+    ("simulated", "1 for a simulated participant (teachset study simulate: answers drawn from a known proxy, marked "
+                  "with the study's key), else 0; the analysis leaves them out unless asked"),
     ("id_source", "where the participant id came from: prolific, mturk, url (participant=...) or anonymous"),
     ("participant_hash", "HMAC-SHA256 of the platform id under the study's secret key (not reversible without it)"),
     ("platform_study_id", "the platform's study id from the link (Prolific STUDY_ID, MTurk hitId)"),
@@ -74,6 +80,8 @@ PARTICIPANT_COLUMNS = [
     ("checks_failed", "attention checks answered wrongly"),
     ("revisits_quiz", "times the teaching set was reopened during the quiz"),
     ("revisits_test", "times the teaching set was reopened during the test"),
+    ("aid_openings", "times a teaching aid (an image's strips) was opened: teaching page, quiz and test"),
+    ("aid_s", "seconds the teaching aids were open in total (as measured in the browser)"),
     ("tab_hidden", "times the participant left the study's tab (or window) during teaching, quiz and test"),
     ("tab_hidden_s", "seconds away from the tab in total (as measured in the browser, for the returns recorded)"),
     ("breaks", "breaks taken"),
@@ -87,12 +95,12 @@ PARTICIPANT_COLUMNS = [
 EVENT_COLUMNS = [
     ("participant", "pseudonymous participant code"),
     ("condition", "assigned condition"),
-    ("kind", "teaching_done, show_teaching_set (reopened), hide_teaching_set (closed again), tab_hidden (left the "
-             "tab), tab_visible (came back), break (a break taken)"),
+    ("kind", "teaching_done, show_teaching_set (reopened), hide_teaching_set (closed again), open_aid (a teaching "
+             "image's strips opened), close_aid (closed), tab_hidden (left the tab), tab_visible (came back), break"),
     ("phase", "phase the participant was in"),
     ("position", "trial index within the phase at the time of the event"),
-    ("duration_ms", "as measured in the browser: hide_teaching_set, how long it was open; tab_visible, how long the "
-                    "tab was left; break, how long the break was"),
+    ("duration_ms", "as measured in the browser: hide_teaching_set and close_aid, how long it was open; tab_visible, "
+                    "how long the tab was left; break, how long the break was"),
     ("at", "when the server stored the event (UTC)"),
 ]
 TABLES = {"trials.csv": TRIAL_COLUMNS, "participants.csv": PARTICIPANT_COLUMNS, "events.csv": EVENT_COLUMNS}
@@ -134,11 +142,17 @@ def load_data(db: Database, design: StudyDesign, now: datetime | None = None) ->
             .where(sessions.c.study_id == design.uid).order_by(events.c.session_id, events.c.id)
         ).all()
     by_id = {s.id: s for s in session_rows}
+    try:
+        mark = simulation_mark(design)
+    except TeachsetError:  # no secrets.json: nobody can be told apart as simulated
+        mark = None
+    simulated = {s.id: int(is_simulated((s.environment or {}).get("user_agent"), mark)) for s in session_rows}
     source_ids = {s.token: s.source_id for s in design.test_pool + design.checks}
     check_kind = {s.token: "instructed" if design.settings.check_kind == "instructed" else "image" for s in design.checks}
     for condition in design.conditions:
         source_ids.update({s.token: s.source_id for s in condition.quiz})
     opened = Counter((e.session_id, e.phase, e.position) for e in event_rows if e.kind == "show_teaching_set")
+    aid_opened = Counter((e.session_id, e.phase, e.position) for e in event_rows if e.kind == "open_aid")
     names = design.class_names
 
     trial_table = []
@@ -148,7 +162,8 @@ def load_data(db: Database, design: StudyDesign, now: datetime | None = None) ->
         server_rt = (t.answered_at - t.shown_at) / timedelta(milliseconds=1) if t.shown_at else None
         trial_table.append({
             "participant": _code(session.id), "condition": session.condition,
-            "completed": int(session.phase == "done"), "phase": t.phase, "check": check_kind.get(t.stimulus, ""),
+            "completed": int(session.phase == "done"), "simulated": simulated[session.id], "phase": t.phase,
+            "check": check_kind.get(t.stimulus, ""),
             "trial": t.trial_index,
             "trial_overall": t.trial_index + (quiz_length[session.id] if t.phase == "test" else 0),
             "stimulus": t.stimulus, "item": t.item, "source_id": source_ids.get(t.stimulus) or "",
@@ -156,6 +171,7 @@ def load_data(db: Database, design: StudyDesign, now: datetime | None = None) ->
             "correct": int(bool(t.correct)), "rt_ms": t.rt_ms,
             "server_rt_ms": "" if server_rt is None else round(server_rt),
             "teaching_set_opened": opened[(session.id, t.phase, t.trial_index)],
+            "aid_opened": aid_opened[(session.id, t.phase, t.trial_index)],
             "shown_at": _iso(t.shown_at), "answered_at": _iso(t.answered_at),
         })
 
@@ -168,10 +184,10 @@ def load_data(db: Database, design: StudyDesign, now: datetime | None = None) ->
     for (session_id, phase, _), count in opened.items():
         revisits[(session_id, phase)] += count
     kinds = Counter((e.session_id, e.kind) for e in event_rows)
-    away = Counter()
+    away, aid_ms = Counter(), Counter()
     for e in event_rows:
-        if e.kind == "tab_visible" and e.duration_ms is not None:
-            away[e.session_id] += e.duration_ms
+        if e.kind in ("tab_visible", "close_aid") and e.duration_ms is not None:
+            (away if e.kind == "tab_visible" else aid_ms)[e.session_id] += e.duration_ms
     fast_ms = design.settings.fast_rt_ms
     participant_table = []
     for session in session_rows:
@@ -190,6 +206,7 @@ def load_data(db: Database, design: StudyDesign, now: datetime | None = None) ->
             status = "abandoned"
         participant_table.append({
             "participant": _code(session.id), "condition": session.condition, "status": status,
+            "simulated": simulated[session.id],
             "id_source": session.id_source, "participant_hash": session.participant_hash,
             "platform_study_id": session.platform_study_id or "", "platform_session_id": session.platform_session_id or "",
             "started_at": _iso(session.started_at), "completed_at": _iso(session.completed_at),
@@ -205,6 +222,7 @@ def load_data(db: Database, design: StudyDesign, now: datetime | None = None) ->
             "fast_answers": sum(t["rt_ms"] < fast_ms for t in test),
             "checks": len(checks), "checks_failed": sum(not t["correct"] for t in checks),
             "revisits_quiz": revisits[(session.id, "quiz")], "revisits_test": revisits[(session.id, "test")],
+            "aid_openings": kinds[(session.id, "open_aid")], "aid_s": round(aid_ms[session.id] / 1000, 1),
             "tab_hidden": kinds[(session.id, "tab_hidden")], "tab_hidden_s": round(away[session.id] / 1000, 1),
             "breaks": kinds[(session.id, "break")], "browser": environment.get("user_agent") or "",
             "screen": _size(environment, "screen"), "window": _size(environment, "window"),

@@ -28,6 +28,7 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
+from .aids import AID_EVENTS, load_aids
 from .checks import place_checks
 from .db import Database, events, sessions, studies, trials, utcnow
 from .design import Stimulus, StudyDesign
@@ -36,9 +37,10 @@ from .texts import fill, plain
 
 TRIAL_PHASES = ("quiz", "test")
 ENDED = ("done", "screened_out")
-EVENT_KINDS = ("show_teaching_set", "hide_teaching_set", "tab_hidden", "tab_visible", "break")
+EVENT_KINDS = ("show_teaching_set", "hide_teaching_set", "tab_hidden", "tab_visible", "break", *AID_EVENTS)
 EVENT_PHASES = {"show_teaching_set": ("quiz", "test"), "hide_teaching_set": ("quiz", "test"), "break": ("test",),
-                "tab_hidden": ("teaching", "quiz", "test"), "tab_visible": ("teaching", "quiz", "test")}
+                "tab_hidden": ("teaching", "quiz", "test"), "tab_visible": ("teaching", "quiz", "test"),
+                "open_aid": ("teaching", "quiz", "test"), "close_aid": ("teaching", "quiz", "test")}
 PAGE_OF_PHASE = {"teaching": "/teach", "quiz": "/trial", "test": "/trial", "done": "/done", "screened_out": "/done"}
 
 
@@ -118,6 +120,7 @@ class StudyFlow:
         for condition in design.conditions:
             self.stimuli.update({s.token: s for s in condition.quiz})
         self.check_tokens = frozenset(s.token for s in design.checks)
+        self.aid_conditions = frozenset(load_aids(design))
         self.instructions = {}  # an instructed check's token -> what its trial says
         if design.settings.check_kind == "instructed":
             body = plain(design.texts.sections["check"])
@@ -251,8 +254,11 @@ class StudyFlow:
             if session.phase in ENDED:
                 raise FlowError(409, "this session has ended: no more events are accepted")
             allowed = EVENT_PHASES[event.kind]
-            if event.kind == "show_teaching_set" and not self.design.settings.teaching_during_quiz:
-                allowed = ("test",)
+            if event.kind in AID_EVENTS and session.condition not in self.aid_conditions:
+                raise FlowError(409, f"'{event.kind}': the condition of this session has no teaching aids")
+            if not self.design.settings.teaching_during_quiz:  # the teaching set (and its aids) is hidden in the quiz
+                allowed = tuple(phase for phase in allowed if phase != "quiz" or event.kind not in
+                                ("show_teaching_set", *AID_EVENTS))
             if session.phase not in allowed:
                 raise FlowError(409, f"'{event.kind}' cannot happen during the {session.phase} phase of this study")
             conn.execute(events.insert().values(

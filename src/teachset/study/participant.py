@@ -3,14 +3,15 @@
     GET  /               consent page (or back to where this browser's participant is)
     POST /consent        agree: the session is made, the condition assigned; -> /instructions
     GET  /instructions   the researcher's instructions; -> /teach
-    GET  /teach          the teaching set with labels, classes as rows
+    GET  /teach          the teaching set with labels, classes as rows; each image opens large, and
+                         in a condition with teaching aids (aids.py) its strips open from a button
     POST /teach/done     -> /trial
     GET  /trial          the quiz and the test (study.js drives it through the API)
     GET  /done           the debrief and the completion code (or the screen-out page)
     GET  /api/state      where the session is: phase, trial, progress, the stimulus to show
     POST /api/answer     {phase, trial, stimulus, answer, rt_ms} -> stored once; the next state
-    POST /api/event      {event_id, kind, duration_ms?}: teaching set reopened or closed, tab left or
-                         back, a break taken
+    POST /api/event      {event_id, kind, duration_ms?}: teaching set reopened or closed, a teaching
+                         aid opened or closed, tab left or back, a break taken
 
 A participant id in the link finds its session only from the browser that started it (its
 session or browser cookie) unless the study allows other devices; any other browser gets a page
@@ -162,7 +163,8 @@ async def teaching(request: Request) -> Response:
     if session.phase != "teaching":
         return redirect(flow.state(session)["url"])
     return ctx.page(request, "teaching.html", rows=ctx.teaching_rows(session.condition), pixelated=ctx.pixelated,
-                    text=ctx.texts["teaching"], steps=len(session.plan["quiz"]) + len(session.plan["test"]))
+                    text=ctx.texts["teaching"], steps=len(session.plan["quiz"]) + len(session.plan["test"]),
+                    aids=session.condition in ctx.aids)
 
 
 async def teaching_done(request: Request) -> Response:

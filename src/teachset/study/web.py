@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from .aids import load_aids
 from .db import Database
-from .design import StudyDesign
+from .design import STUDY_FILE, StudyDesign
 from .flow import StudyFlow
 from .identity import TOKEN
 from .ratelimit import LoginLimiter
@@ -40,6 +42,7 @@ PREVIEW_COOKIE = "teachset_preview"
 SESSION_MAX_AGE_S = 14 * 24 * 3600
 PREVIEW_MAX_AGE_S = 12 * 3600
 PIXELATED_BELOW = 96  # images smaller than this are scaled up with hard pixel edges
+CSS_PX = 200  # a study without a recorded display: every image at most this many CSS pixels wide
 PAGE_TEXTS = ("consent", "instructions", "teaching", "quiz", "test", "break", "debrief", "screened_out")
 
 
@@ -59,10 +62,12 @@ class StudyContext:
     secure_cookies: bool
     limiter: LoginLimiter
     texts: dict[str, Markup] | None = None
+    aids: dict | None = None  # condition -> teaching token -> its strips (aids.py)
 
     def __post_init__(self):
         values = self.design.text_values()
         self.texts = {name: render_markdown(fill(self.design.texts.sections[name], values)) for name in PAGE_TEXTS}
+        self.aids = load_aids(self.design)
 
     def render(self, template: str, status: int = 200, **values) -> HTMLResponse:
         values.setdefault("title", self.design.name)
@@ -79,9 +84,13 @@ class StudyContext:
         return self.render("message.html", status=status, heading=heading, message=message, preview=preview)
 
     def teaching_rows(self, condition: str) -> list[dict]:
-        teach = self.design.condition(condition).teach
-        return [{"name": name, "tokens": [s.token for s in teach if s.label == c]}
-                for c, name in enumerate(self.design.display_names)]
+        """Per class: its display name and its images, each with its aid's strips (display name of the
+        target class, frame URLs) where the condition has aids."""
+        teach, aids, names = self.design.condition(condition).teach, self.aids.get(condition, {}), self.design.display_names
+        return [{"name": name, "images": [{"token": s.token, "aids": [
+                    {"to": names[a["to"]], "frames": [f"/img/{t}.png" for t in a["frames"]]} for a in aids.get(s.token, ())]}
+                    for s in teach if s.label == c]}
+                for c, name in enumerate(names)]
 
     @property
     def pixelated(self) -> bool:
@@ -109,6 +118,16 @@ class StudyContext:
     def browser_hash(self, token: str | None) -> str | None:
         """The keyed hash of a browser cookie's value (None for none or a malformed one)."""
         return self._sign("browser:" + token) if token and TOKEN.fullmatch(token) else None
+
+
+def display_css(design: StudyDesign) -> bytes:
+    """The one CSS size of every image of the study (teaching and test), as its display recorded it:
+    at most css_px on a wide screen, less on a narrow one."""
+    try:
+        css = int(json.loads((design.path / STUDY_FILE).read_text()).get("display", {}).get("css_px") or CSS_PX)
+    except (OSError, ValueError, TypeError):
+        css = CSS_PX
+    return f"\n:root {{ --image: clamp({min(120, css)}px, 44vw, {css}px); }}\n".encode()
 
 
 def page_environment() -> Environment:

@@ -1,8 +1,8 @@
 // teachset study: the participant pages' script. The server decides what comes next; this script
 // shows it, measures the response time, sends the answer (retrying on network errors: the server
 // stores it once), and records what the server cannot see: the screen and window size (at
-// consent), the teaching set reopened, the tab left and come back to, breaks. It never sees the
-// label of a test image.
+// consent), the teaching set reopened, a teaching aid opened, the tab left and come back to,
+// breaks. It never sees the label of a test image.
 "use strict";
 (function () {
   var page = document.body.getAttribute("data-page");
@@ -36,6 +36,70 @@
       document.getElementById("device-note").hidden = false;
       document.getElementById("start").disabled = true;
     }
+  }
+
+  // ---- the teaching set's images: each opens large on a click; in a condition with teaching aids, a
+  // button under an image opens its strips (each opening and closing is an event, sent in order) ------
+  function teachingViews(send) {
+    var viewer = document.getElementById("viewer");
+    var aidDialog = document.getElementById("aid-dialog");
+    if (!viewer || !aidDialog) { return; }
+    var strips = document.getElementById("aid-strips");
+    var pixelated = viewer.hasAttribute("data-pixelated");
+    var viewerImage = null;  // made at the first opening: an image without a source never loads
+    var openedAt = null, queue = Promise.resolve();
+    function inOrder(kind, duration) { queue = queue.then(function () { return send(kind, duration); }); }
+    function element(tag, className, text) {
+      var node = document.createElement(tag);
+      if (className) { node.className = className; }
+      if (text) { node.textContent = text; }
+      return node;
+    }
+    function showStrips(aids, from) {
+      strips.textContent = "";
+      aids.forEach(function (aid) {
+        var section = element("section", "aid-strip");
+        section.appendChild(element("h2", "", "This example of \u201c" + from + "\u201d, changed step by step to look like \u201c" + aid.to + "\u201d"));
+        var frames = element("div", "aid-frames");
+        aid.frames.forEach(function (src, k) {
+          var figure = element("figure");
+          var image = element("img", pixelated ? "pixelated" : "");
+          image.src = src;
+          image.alt = k === 0 ? "the example" : "step " + k + " towards " + aid.to;
+          figure.appendChild(image);
+          figure.appendChild(element("figcaption", "", k === 0 ? "start" : (k === aid.frames.length - 1 ? "as \u201c" + aid.to + "\u201d" : "")));
+          frames.appendChild(figure);
+        });
+        section.appendChild(frames);
+        strips.appendChild(section);
+      });
+    }
+    document.addEventListener("click", function (event) {
+      var large = event.target.closest("button[data-large]");
+      if (large) {
+        if (viewerImage === null) {
+          viewerImage = element("img", pixelated ? "pixelated" : "");
+          viewerImage.id = "viewer-image";
+          viewerImage.alt = "the example, large";
+          document.getElementById("viewer-box").appendChild(viewerImage);
+        }
+        viewerImage.src = large.getAttribute("data-large");
+        viewer.showModal();
+        return;
+      }
+      var aid = event.target.closest("button[data-aid]");
+      if (!aid) { return; }
+      showStrips(JSON.parse(aid.getAttribute("data-aid")), aid.getAttribute("data-from"));
+      aidDialog.showModal();
+      openedAt = performance.now();
+      inOrder("open_aid");
+    });
+    aidDialog.addEventListener("close", function () {
+      if (openedAt === null) { return; }
+      var duration = performance.now() - openedAt;
+      openedAt = null;
+      inOrder("close_aid", duration);
+    });
   }
 
   // ---- leaving the tab (teaching, quiz, test) ----------------------------------------------------
@@ -102,7 +166,7 @@
     function record(kind, duration) {  // retried like an answer: stored once however often it is sent
       var body = { event_id: newId(), kind: kind };
       if (duration !== undefined) { body.duration_ms = Math.max(0, Math.round(duration)); }
-      post("/api/event", body).catch(function () {});
+      return post("/api/event", body).catch(function () {});
     }
     async function fetchState() {
       var r = await send("/api/state", { method: "GET" });
@@ -213,7 +277,7 @@
       button.addEventListener("click", function () { choose(parseInt(button.getAttribute("data-answer"), 10)); });
     });
     document.addEventListener("keydown", function (event) {
-      if ((dialog && dialog.open) || !intro.hidden) { return; }
+      if (document.querySelector("dialog[open]") || !intro.hidden) { return; }
       var n = parseInt(event.key, 10);
       if (choices.length <= 9 && n >= 1 && n <= choices.length) { choose(n - 1); }
     });
@@ -231,10 +295,12 @@
         record("hide_teaching_set", duration);
       });
     }
+    teachingViews(record);
     show(state);
   }
 
   if (page === "consent") { consentPage(); }
   if (page === "teaching" || page === "trial" || page === "instructions") { watchTab(); }
+  if (page === "teaching") { teachingViews(postEvent); }
   if (page === "trial") { trialPage(); }
 })();
