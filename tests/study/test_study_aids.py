@@ -167,7 +167,9 @@ def test_openings_are_logged_in_teaching_and_test_and_counted_in_the_export_and_
         opened = [(t["phase"], t["trial"], t["aid_opened"]) for t in csv.DictReader(f) if t["aid_opened"] != "0"]
     assert opened == [("test", "1", "1")]
     assert (tmp_path / "analysis" / "aids.csv").is_file()
-    assert "Teaching aids" in (tmp_path / "analysis" / "report.html").read_text()
+    report = (tmp_path / "analysis" / "report.html").read_text()
+    assert "Teaching aids" in report and "<th>aids opened</th>" in report  # per condition, and per participant
+    assert "<td>2</td><td>2.2</td>" in report
 
 
 def test_the_command_line_takes_aids(pair_study, tmp_path, capsys):
