@@ -1,6 +1,7 @@
 """End to end in a real browser: Debian's Chromium, headless, driven by Playwright, completes a whole
 study by clicking (desktop) and by tapping (a phone-sized touch screen), and saves a screenshot of
-the teaching page. Skipped only where Chromium or Playwright is absent, and never under CI=true."""
+the teaching page; a study with teaching aids shown at 128 px (above its 32 px working size): images
+enlarged and strips opened on the teaching page and in the reopened teaching set. Skipped only where Chromium or Playwright is absent, and never under CI=true."""
 
 from __future__ import annotations
 
@@ -321,3 +322,70 @@ def test_the_analysis_report_fits_a_laptop_and_a_phone(browser, checks_study, se
         finally:
             context.close()
     print(f"\nreport screenshots: {tmp_path}")
+
+
+# ---- teaching aids at a display size larger than the working size ------------------------------------
+
+@pytest.mark.slow
+def test_aids_and_enlarged_images_at_128_px_in_chromium(browser, pair_study, serve_study, tmp_path):
+    """pair_study's set (32 px working size) with its aids, shown at 128 px: on the teaching page an
+    image opens large at 128 px and its strip opens (logged); in the test, the reopened teaching set
+    opens an image's strip and enlarges an image too."""
+    from test_study_aids import FRAMES, make_aid_study
+
+    playwright, chromium = browser
+    design = make_aid_study(pair_study, tmp_path, display=128)
+    live = serve_study(design, f"sqlite:///{tmp_path / 'responses.sqlite'}")
+    labels = labels_of(design)
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page, errors = context.new_page(), []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    loaded = "(selector) => [...document.querySelectorAll(selector)].every(i => i.complete && i.naturalWidth === 128)"
+
+    def enlarge_and_open_aid(scope: str) -> None:
+        page.click(f"{scope} button.enlarge >> nth=0")
+        page.wait_for_function("() => { const i = document.getElementById('viewer-image'); "
+                               "return i && i.complete && i.naturalWidth === 128; }")
+        assert page.locator("#viewer").is_visible() and page.locator("#viewer-image").bounding_box()["width"] > 128
+        page.click("#close-viewer")
+        page.click(f"{scope} button.aid-button >> nth=0")
+        assert page.locator("#aid-dialog").is_visible()
+        assert page.locator("#aid-strips .aid-frames img").count() == FRAMES
+        page.wait_for_function(loaded, arg="#aid-strips img")
+        page.click("#close-aid")
+
+    try:
+        page.goto(f"{live.url}/?participant=aids-128")
+        page.check("input[name=consent]")
+        page.click("#start")
+        page.wait_for_url("**/instructions")
+        page.click("#continue")
+        page.wait_for_url("**/teach")
+        page.wait_for_function(loaded, arg=".class-images img")
+        enlarge_and_open_aid(".teaching-grid")
+        page.click("#start-quiz")
+        page.wait_for_url("**/trial")
+        opened = False
+        for _ in range(30):
+            wait_until_ready(page)
+            if page.url.endswith("/done"):
+                break
+            if page.locator("#intro").is_visible():
+                page.click("#intro-continue")
+                continue
+            token = page.evaluate("() => new URL(document.getElementById('stimulus').src).pathname.slice(5, 21)")
+            if page.inner_text("#progress").startswith("Test 2") and not opened:
+                page.click("#show-teaching")
+                enlarge_and_open_aid("#teaching-dialog")
+                page.click("#close-teaching")
+                opened = True
+            page.click(f"button.choice >> nth={labels[token]}")
+        page.wait_for_url("**/done")
+        with live.db.read() as conn:
+            logged = [(e.kind, e.phase) for e in conn.execute(events.select().order_by(events.c.id))]
+    finally:
+        context.close()
+    assert not errors, errors
+    assert opened and logged[:3] == [("open_aid", "teaching"), ("close_aid", "teaching"), ("teaching_done", "teaching")]
+    assert sorted(logged[3:]) == [("close_aid", "test"), ("hide_teaching_set", "test"), ("open_aid", "test"),
+                                  ("show_teaching_set", "test")]  # sent by separate requests: any order
