@@ -32,6 +32,31 @@ def test_select_evaluate_report_on_a_user_folder(image_folder, tmp_path, capsys)
     page = (run / "report.html").read_text()
     assert page.count("data:image/png;base64") == 4 and "<svg" in page and "bright" in page
     assert "real held-out images (reference)" in page and page.count("<figcaption") == 4
+    # the display resolution a user picks: 64 px enlarged from the 16 px working size, or the originals
+    assert main(["report", str(run), "--display", "64", "--out", str(tmp_path / "report-64.html")]) == 0
+    assert image_sizes((tmp_path / "report-64.html").read_text()) == [(64, 64)] * 4
+    assert main(["report", str(run), "--display", "original", "--out", str(tmp_path / "bad.html")]) == 2
+    err = capsys.readouterr().err
+    assert "--display original: the set 'medoids (seed 0)' has no originals" in err and err.count("\n") == 1
+    assert main(["report", str(run), "--display", "8", "--out", str(tmp_path / "bad.html")]) == 2
+    assert "--display 8 is below the working size 16 px" in capsys.readouterr().err and not (tmp_path / "bad.html").exists()
+    from teachset.teaching_set import TeachingSet
+
+    TeachingSet.load(out).export_originals()
+    assert main(["report", str(run), "--display", "original", "--out", str(tmp_path / "original.html")]) == 0
+    assert image_sizes((tmp_path / "original.html").read_text()) == [(20, 20)] * 4  # the files' own size, not 16 px
+
+
+def image_sizes(page: str) -> list[tuple[int, int]]:
+    """The sizes of a report's teaching images (the PNGs in its figures)."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    return [Image.open(io.BytesIO(base64.b64decode(data))).size
+            for data in re.findall(r'<figure><img src="data:image/png;base64,([^"]+)"', page)]
 
 
 def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):

@@ -25,7 +25,7 @@ def cmd_evaluate(args) -> None:
 def cmd_report(args) -> None:
     from ..report import write_report
 
-    print(f"report: {write_report(args.results, args.out)}")
+    print(f"report: {write_report(args.results, args.out, args.display)}")
 
 
 def add_commands(sub) -> None:
@@ -49,6 +49,11 @@ teachset evaluate sets/a sets/b --proxy studies/pilot/calibration/proxy.json   #
     p = add_command(sub, "report", cmd_report, "write the HTML report of an evaluation or demo run", """
 teachset report runs/00000-demo-elpv
 teachset report runs/00001-evaluate-elpv/results.json --out report.html
+teachset report runs/00004-run-elpv --display 256 --out report-256.html   # as a study at --display 256 shows them
 """)
     p.add_argument("results", help="a run folder or its results.json")
     p.add_argument("--out", default=None, help="the HTML file (default: report.html beside results.json)")
+    p.add_argument("--display", default=None, metavar="working|original|N",
+                   help="the teaching images' display resolution: the working size, the originals (every shown set must have "
+                        "them), or N px enlarged from the working size as a study at --display N shows them (default: "
+                        "originals where exported, else the working size)")

@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..atomic import atomic_write_text  # noqa: E402
-from ..errors import TeachsetError  # noqa: E402
+from ..errors import OptionError, TeachsetError  # noqa: E402
 from ..evaluate import student_label  # noqa: E402
-from ..imaging import png_bytes  # noqa: E402
+from ..imaging import png_bytes, resized, to_pil  # noqa: E402
 from ..teaching_set import TeachingSet  # noqa: E402
 
 STYLE = """
@@ -53,12 +53,40 @@ def _caption(score: dict | None, reference: dict | None) -> str:
             f'nearest {score["nearest_ratio"]:.2f} &middot; density {score["density_ratio"]:.2f}</figcaption>')
 
 
-def teaching_set_html(ts: TeachingSet, title: str, scores: list[dict] | None = None, reference: dict | None = None) -> str:
-    """The set, one row per class; real images at their original resolution where they were exported
-    (click an image to see it large), each with its realism under it."""
-    originals = ts.original_files()
-    uris = [("data:image/png;base64," + base64.b64encode(originals[i].read_bytes()).decode()) if originals
-            else _png_data_uri(ts.images[i]) for i in range(len(ts))]
+def parse_display(display) -> str | int | None:
+    """--display: None (originals where exported, else the working size), 'working', 'original' or a size in px."""
+    if display is None or display in ("working", "original"):
+        return display
+    text = str(display).strip().lower().removesuffix("px")
+    if not text.isdigit() or not 1 <= int(text) <= 4096:
+        raise OptionError("display", f"{{option}} '{display}' is not working, original or a size in px (at most 4096)")
+    return int(text)
+
+
+def _image_uris(ts: TeachingSet, title: str, display: str | int | None) -> list[str]:
+    """The set's images as data URIs at the display resolution: the originals (where exported; with
+    display 'original' they must be), the working-size images, or those enlarged to a size as a study
+    at that --display shows them."""
+    originals = ts.original_files() if display in (None, "original") else None
+    if display == "original" and not originals:
+        raise OptionError("display", f"{{option}} original: the set '{title}' has no originals (a generated set, or "
+                                     "originals not exported); give working or a size in px, e.g. 256")
+    if isinstance(display, int) and display < ts.images.shape[-1]:
+        raise OptionError("display", f"{{option}} {display} is below the working size {ts.images.shape[-1]} px of "
+                                     f"'{title}'; give working, original or a size of at least {ts.images.shape[-1]}")
+    if originals:
+        return ["data:image/png;base64," + base64.b64encode(f.read_bytes()).decode() for f in originals]
+    if isinstance(display, int):
+        return ["data:image/png;base64," + base64.b64encode(png_bytes(resized(to_pil(image), display))).decode()
+                for image in ts.images]
+    return [_png_data_uri(image) for image in ts.images]
+
+
+def teaching_set_html(ts: TeachingSet, title: str, scores: list[dict] | None = None, reference: dict | None = None,
+                      display: str | int | None = None) -> str:
+    """The set, one row per class, at the display resolution (`_image_uris`; click an image to see it
+    large), each image with its realism under it."""
+    uris = _image_uris(ts, title, display)
     rows = []
     for c, members in enumerate(ts.per_class()):
         cells = "".join(
@@ -175,8 +203,21 @@ def _split_text(results: dict) -> str:
             f"test images ({split['test_fraction']:g} of each class, split seed {split['split_seed']})")
 
 
-def write_report(results_path: str | Path, out_path: str | Path | None = None) -> Path:
-    """Read a results.json written by `teachset evaluate` or `teachset demo`, write report.html beside it."""
+def _display_text(display: str | int | None) -> str:
+    if display is None:
+        return "Real images at their original resolution where they were exported, others at the working size."
+    if display == "original":
+        return "Every image at its original resolution."
+    if display == "working":
+        return "Every image at the working size the methods saw."
+    return (f"Every image at {display} px, enlarged smoothly from the working size (bicubic) as a study created with "
+            f"--display {display} shows it; click one to see it at {display} px.")
+
+
+def write_report(results_path: str | Path, out_path: str | Path | None = None, display: str | int | None = None) -> Path:
+    """Read a results.json written by `teachset evaluate` or `teachset demo`, write report.html beside it;
+    teaching images at the display resolution `display` (parse_display)."""
+    display = parse_display(display)
     results_path = Path(results_path)
     if results_path.is_dir():
         results_path = results_path / "results.json"
@@ -193,11 +234,13 @@ def write_report(results_path: str | Path, out_path: str | Path | None = None) -
         path = Path(row["teaching_set"])
         ts = TeachingSet.load(path if path.is_absolute() else root / path)
         scores = (realism or {}).get("images", {}).get(row["teaching_set"])
-        sets_html.append(teaching_set_html(ts, f"{row['method']} (seed {ts.seed})", scores, (realism or {}).get("reference")))
+        sets_html.append(teaching_set_html(ts, f"{row['method']} (seed {ts.seed})", scores, (realism or {}).get("reference"),
+                                           display))
     dataset = results.get("dataset", {})
+    large_style = f"#large img{{width:min({display}px,92vw);min-width:0}}" if isinstance(display, int) else ""
     realism_html = f"<h2>How real the teaching images look</h2>{realism_table_html(realism)}" if realism else ""
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>teachset report</title><style>{STYLE}</style></head><body>
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>teachset report</title><style>{STYLE}{large_style}</style></head><body>
 <h1>teachset report</h1>
 <p class="muted">{html.escape(dataset.get('description', ''))}<br>dataset fingerprint {html.escape(str(dataset.get('fingerprint', '')))}
  &middot; features {html.escape(str(results.get('extractor', '')))} &middot; teachset {html.escape(str(results.get('code_version', '')))}
@@ -210,7 +253,7 @@ no method saw. n per cell: {', '.join(sorted({str(r['n']) for r in summary}))}.<
 {realism_html}
 <h2>Teaching sets</h2>
 <p class="muted">Under each image: the probability a classifier of real images gives its label, and its nearest-real and density
-ratios (red: another class, off the manifold, or outside the real range).</p>
+ratios (red: another class, off the manifold, or outside the real range). {_display_text(display)}</p>
 {''.join(sets_html)}
 <h2>Options</h2>
 <pre>{html.escape(json.dumps(results.get('options', {}), indent=2))}</pre>

@@ -61,14 +61,11 @@ def test_split(sets: dict):
 def _png(image: np.ndarray, size: int | None, nonce: bool = False) -> bytes:
     """One uint8 (C, H, W) image as a PNG of size x size (bicubic up, Lanczos down; None: as it is);
     with `nonce`, a random text chunk makes the file differ from every other file of the same pixels."""
-    from PIL import Image, PngImagePlugin
+    from PIL import PngImagePlugin
 
-    from ..imaging import to_pil
+    from ..imaging import resized, to_pil
 
-    picture = to_pil(image)
-    if size is not None and picture.size != (size, size):
-        up = size > max(picture.size)
-        picture = picture.resize((size, size), Image.Resampling.BICUBIC if up else Image.Resampling.LANCZOS)
+    picture = to_pil(image) if size is None else resized(to_pil(image), size)
     info = PngImagePlugin.PngInfo()
     if nonce:
         info.add_text("n", secrets.token_hex(8))
