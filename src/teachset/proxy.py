@@ -196,23 +196,56 @@ def load_proxy(path: str | Path) -> ProxySpec:
     except OSError:
         raise OptionError("proxy", f"{{option}} '{path}' cannot be read; give the proxy.json that `teachset study "
                           "calibrate` wrote") from None
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # not JSON, or not text
         raise TeachsetError(f"'{path}' is not valid JSON ({error}); calibrate again") from None
     if not isinstance(found, dict) or found.get("format") != FORMAT:
         raise TeachsetError(f"'{path}' is not a calibrated proxy (format {FORMAT}); make one with `teachset study "
                             "calibrate STUDY`")
-    fields = dict(found["proxy"])
+    fields = _checked_fields(found.get("proxy"), path)
     map_file = fields.pop("map", None)
     arrays = None
     if map_file:
         try:
-            with np.load(path.parent / map_file) as stored:
+            with np.load(path.parent / Path(map_file).name) as stored:
                 arrays = {key: stored[key].astype(np.float64) for key in ("mean", "w_in", "w_out")}
         except (OSError, KeyError, ValueError) as error:
             raise TeachsetError(f"the proxy's map '{path.parent / map_file}' cannot be read ({error}); keep it beside "
                                 f"{path.name}, or calibrate again") from None
-    return ProxySpec(**fields, map=arrays, source=str(path.resolve()), sha256=hashlib.sha256(data).hexdigest(),
-                     scores=found.get("scores"))
+        d = len(arrays["mean"])
+        if arrays["w_in"].shape[0] != d or arrays["w_out"].shape != arrays["w_in"].shape:
+            raise TeachsetError(f"the proxy's map '{path.parent / map_file}' has shapes mean {arrays['mean'].shape}, "
+                                f"w_in {arrays['w_in'].shape}, w_out {arrays['w_out'].shape}: not one low-rank map; "
+                                "calibrate again")
+    try:
+        return ProxySpec(**fields, map=arrays, source=str(path.resolve()), sha256=hashlib.sha256(data).hexdigest(),
+                         scores=found.get("scores") if isinstance(found.get("scores"), dict) else None)
+    except TeachsetError as error:
+        raise TeachsetError(f"'{path}' is not a valid calibrated proxy: {error}; calibrate again") from None
+
+
+def _checked_fields(proxy, path: Path) -> dict:
+    """proxy.json's "proxy" object, its names and value types checked (one line naming what is wrong)."""
+    from .features import EXTRACTORS
+
+    names = [f.name for f in dataclasses.fields(ProxySpec) if f.metadata.get("help")]
+    if not isinstance(proxy, dict):
+        raise TeachsetError(f"'{path}' has no \"proxy\" object of parameters; calibrate again")
+    unknown = sorted(set(proxy) - {*names, "map"})
+    missing = [name for name in ("extractor", "head") if name not in proxy]
+    if unknown or missing:
+        raise TeachsetError(f"'{path}': the proxy has " + (f"an unknown parameter '{unknown[0]}'" if unknown else
+                            f"no '{missing[0]}'") + f"; it takes {', '.join(names)} and map; calibrate again")
+    kinds = {"temperature": (int, float), "lapse": (int, float), "l2": (int, float), "input_size": (int, type(None)),
+             "map": (str, type(None))}
+    for name, value in proxy.items():
+        wanted = kinds.get(name, (str,))
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            raise TeachsetError(f"'{path}': the proxy's {name} is {value!r}, not "
+                                f"{' or '.join('null' if k is type(None) else k.__name__ for k in wanted)}; calibrate again")
+    if proxy["extractor"] not in EXTRACTORS:
+        raise TeachsetError(f"'{path}': the proxy's extractor '{proxy['extractor']}' is not one of "
+                            f"{', '.join(EXTRACTORS)}; calibrate again")
+    return dict(proxy)
 
 
 def write_proxy(folder: Path, spec: ProxySpec, about: dict) -> Path:

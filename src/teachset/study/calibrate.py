@@ -193,14 +193,15 @@ def pair_space(design: StudyDesign, dataset, extractor: str, input_size: int | N
 def answer_tables(spec: ProxySpec, design: StudyDesign) -> dict[str, dict[str, list[float]]]:
     """{condition: {stimulus token: the proxy's probability of each answer}} for every quiz and test
     stimulus (what simulated participants answer with)."""
-    dataset = study_dataset(design)
-    found = StimulusFeatures(design, dataset, spec.extractor, spec.input_size)
-    pool = design.test_pool
-    pool_features = found.items([s.item for s in pool]) if spec.head != "chance" else np.zeros((len(pool), 1))
-    classes = len(design.class_names)
+    pool, classes = design.test_pool, len(design.class_names)
+    if spec.head == "chance":
+        uniform = [1.0 / classes] * classes
+        return {c.name: {s.token: uniform for s in [*pool, *c.quiz]} for c in design.conditions}
+    found = StimulusFeatures(design, study_dataset(design), spec.extractor, spec.input_size)
+    pool_features = found.items([s.item for s in pool])
     tables = {}
     for condition in design.conditions:
-        teach, labels = found.teaching(condition) if spec.head != "chance" else (np.zeros((1, 1)), np.zeros(1, int))
+        teach, labels = found.teaching(condition)
         quiz = teach[[s.item for s in condition.quiz]]
         p = spec.probabilities(teach, labels, np.concatenate([pool_features, quiz]), classes)
         tokens = [s.token for s in pool] + [s.token for s in condition.quiz]

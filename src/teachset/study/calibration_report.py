@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import defaults
 from ..atomic import atomic_write_text
 from .db import Database
 from .design import StudyDesign
@@ -60,12 +61,14 @@ def summary_of(design: StudyDesign, db: Database, found, options, when: str) -> 
         "dataset": design.dataset, "answers": len(answers.pair), "participants": answers.participants,
         "simulated_participants": study.simulated, "simulated_left_out": study.left_out_simulated,
         "images": len(answers.pair_label), "classes": answers.num_classes, "folds": found.folds,
-        "extractors": found.extractors, "chosen": chosen.candidate.label, "reason": found.reason,
+        "extractors": found.extractors, "default_extractor": defaults.EXTRACTOR, "chosen": chosen.candidate.label, "reason": found.reason,
         "scores": {"log_likelihood": chosen.log_likelihood, "accuracy": chosen.accuracy,
                    "chance_log_likelihood": -math.log(answers.num_classes)},
+        "proxy_name": chosen.candidate.spec(chosen.params).name if chosen.candidate.spec(chosen.params) else "",
         "baselines": {s.candidate.label: {"log_likelihood": s.log_likelihood, "accuracy": s.accuracy,
-                                          **({"lapse": s.params["lapse"]} if "lapse" in s.params else {})}
-                      for s in found.baselines},
+                                          **({"lapse": s.params["lapse"]} if "lapse" in s.params else {}),
+                                          "gain": _gain(chosen, s)}
+                      for s in [*found.baselines, found.chance]},
         "gain_over_default": {"baseline": default.candidate.label, **_gain(chosen, default)},
         "gain_over_condition_mean": _gain(chosen, found.baselines[0]),
         "candidates": [_row(s, found.chance, i + 1, chosen) for i, s in enumerate(found.ranked)],

@@ -29,7 +29,9 @@ from scipy.special import log_softmax, logsumexp
 from ..proxy import ProxySpec
 from ..students import class_scores
 
-LOG_T = (np.log(1e-2), np.log(1e2))  # the search range of a temperature, in units of its scores' spread
+LOG_T = (np.log(1e-4), np.log(1e2))  # the search range of a temperature, in units of its scores' spread (the
+# spread across all pairs is far wider than the gaps between one image's class scores: the range goes low)
+GRID = 13  # grid points of that range (log-spaced, 1.15 apart) before Brent's method
 LAPSE_FLOOR = 1e-9
 
 
@@ -175,7 +177,7 @@ class FixedHead(Candidate):
             log_q = self.log_q(np.exp(log_t) * self.scale)
             return -float(np.sum(counts * _mix(log_q, best_lapse(log_q, counts), counts.shape[1])))
 
-        grid = np.linspace(*LOG_T, 9)
+        grid = np.linspace(*LOG_T, GRID)
         values = [loss(g) for g in grid]
         i = int(np.argmin(values))
         low, high = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
@@ -264,8 +266,8 @@ class Learned(Candidate):
             return loss
 
         optimizer.step(closure)
-        return {"w_out": w_out.detach().numpy().copy(), "temperature": float(torch.exp(log_t)),
-                "lapse": float(torch.sigmoid(logit))}
+        return {"w_out": w_out.detach().numpy().copy(), "temperature": float(torch.exp(log_t.detach())),
+                "lapse": float(torch.sigmoid(logit.detach()))}
 
     def log_probabilities(self, params: dict) -> np.ndarray:
         with torch.no_grad():
