@@ -79,3 +79,18 @@ def test_the_report_shows_a_sets_strips(setup, tmp_path):
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert "counterfactual strips" in page and page.count('alt="strip"') == 2 and "0 &rarr; 1" in page
+
+
+def test_the_proxy_fits_many_images_of_many_classes_in_little_memory():
+    """All ten digit classes (1,797 images): the LC student's exact Newton solve would build a
+    17,970^2 system (2.6 GB); the proxy's L-BFGS students need a few MB and still fit the data."""
+    import resource
+
+    from teachset.explain import Proxy
+
+    data = TeachingData.load(load_dataset("digits", image_size=8), "pixels", progress=False)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    proxy = Proxy(data, ("pixels",))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB
+    predicted = proxy.log_probabilities(data.dataset.tensor()).argmax(1).numpy()
+    assert (predicted == data.dataset.labels).mean() > 0.95

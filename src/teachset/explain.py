@@ -37,6 +37,7 @@ from .teaching_data import TeachingData
 from .teaching_set import TeachingSet
 
 FOLDER, META_FILE = "explanations", "explanations.json"
+PROXY_ITERATIONS = 200  # L-BFGS iterations of each proxy student on the real train images
 
 
 @dataclass
@@ -56,14 +57,18 @@ class ExplainOptions:
 
 
 class Proxy:
-    """LC students trained on the real train images in several frozen feature spaces; differentiable in the images."""
+    """LC students trained on the real train images in several frozen feature spaces; differentiable in the images.
+
+    Trained by L-BFGS: the LC student's default Newton solve is exact through a (n C)^2 system, made for
+    teaching sets; on a whole train split (MNIST: 4,000 images x 10 classes) it needs tens of GB."""
 
     def __init__(self, data: TeachingData, extractors: tuple[str, ...]):
         self.spaces = []
         for name in extractors:
             space = data if name == data.extractor else TeachingData.load(
                 data.dataset, name, defaults.network_input_size(name, data.dataset.image_size), progress=False)
-            student = LinearStudent().fit(space.features, data.dataset.labels, data.dataset.num_classes)
+            student = LinearStudent(optimizer="lbfgs", epochs=PROXY_ITERATIONS).fit(space.features, data.dataset.labels,
+                                                                                   data.dataset.num_classes)
             W, b = (torch.from_numpy(a).float() for a in (student.coef_, student.intercept_))
             self.spaces.append((space.network, W, b))
 
