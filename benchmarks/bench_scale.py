@@ -10,7 +10,7 @@ and NN students on the test split, transfer students, realism). Then the fitted 
 of each step (time ~ n^k), and the full protocol on elpv: every selection method and the paper's
 latent-LC and latent-NN teachers, 5 seeds, 1,000 teacher epochs, every student.
 
-    .venv/bin/python benchmarks/bench_scale.py [--sizes 2000,10000,30000,70000] [--workers 2] [--skip-protocol]
+    .venv/bin/python benchmarks/bench_scale.py [--sizes 2000,10000,30000,70000] [--workers 2] [--skip-protocol] [--transfer ""]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ STEPS = ("load (cold)", "load (cached)", "features", "random", "kcenters", "forg
          "teacher (1,000 epochs)", "evaluation")
 
 
-def _step(name: str, n: int, cache: str, queue) -> None:
+def _step(name: str, n: int, cache: str, queue, transfer: tuple[str, ...]) -> None:
     """One step in this (fresh) process; puts (seconds, peak RSS in MB)."""
     os.environ["TEACHSET_CACHE"] = cache
     import torch
@@ -41,6 +41,7 @@ def _step(name: str, n: int, cache: str, queue) -> None:
     from teachset.threads import configure_threads
 
     configure_threads(1)
+    parts = {"transfer": transfer} if transfer else {"transfer": (), "realism_extractor": "mobilenet_v2"}
     whole = load_dataset("fashion-mnist", image_size=64) if name != "load (cold)" else None
     start = time.perf_counter()
     if name.startswith("load"):
@@ -49,9 +50,9 @@ def _step(name: str, n: int, cache: str, queue) -> None:
         rng = np.random.default_rng(0)
         dataset = whole.subset(np.sort(rng.choice(len(whole), n, replace=False)), {"part": f"first {n}"})
         if name == "features":  # the teachers' (MobileNetV2) and the transfer and realism students' (VGG16)
-            evaluation_parts(dataset, Split(), progress=False)
+            evaluation_parts(dataset, Split(), progress=False, **parts)
         else:
-            train, evaluator, realism = evaluation_parts(dataset, Split(), progress=False)  # from the caches
+            train, evaluator, realism = evaluation_parts(dataset, Split(), progress=False, **parts)  # from the caches
             if name == "evaluation":
                 start = time.perf_counter()
                 ts = make_method("random").make(train, 5, 0)
@@ -73,10 +74,10 @@ def _step(name: str, n: int, cache: str, queue) -> None:
     queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-def measure(name: str, n: int, cache: str) -> tuple[float, float]:
+def measure(name: str, n: int, cache: str, transfer: tuple[str, ...]) -> tuple[float, float]:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_step, args=(name, n, cache, queue))
+    process = context.Process(target=_step, args=(name, n, cache, queue, transfer))
     process.start()
     result = queue.get()
     process.join()
@@ -104,18 +105,21 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,10000,30000,70000")
     parser.add_argument("--workers", type=int, default=2, help="workers of the elpv protocol run")
     parser.add_argument("--skip-protocol", action="store_true")
+    parser.add_argument("--transfer", default="vgg16", help="extractors of the transfer students, also realism's first "
+                        "('' for none, realism on MobileNetV2: the sweep without VGG16 features, whose cost is linear in n)")
     parser.add_argument("--out", default=None, help="write the figures as JSON here too")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
+    transfer = tuple(t for t in args.transfer.split(",") if t)
     figures: dict[str, dict[int, tuple[float, float]]] = {step: {} for step in STEPS}
     with tempfile.TemporaryDirectory() as cache:
         for step in ("load (cold)", "load (cached)"):
-            seconds, rss = measure(step, 70000, cache)
+            seconds, rss = measure(step, 70000, cache, transfer)
             figures[step] = {70000: (seconds, rss)}
             print(f"{step}, 70,000 images: {seconds:.1f} s, peak RSS {rss:.0f} MB", flush=True)
         for n in sizes:
             for step in STEPS[2:]:
-                figures[step][n] = measure(step, n, cache)
+                figures[step][n] = measure(step, n, cache, transfer)
                 print(f"n={n} {step}: {figures[step][n][0]:.1f} s, peak RSS {figures[step][n][1]:.0f} MB", flush=True)
     print("\n| step | " + " | ".join(f"n={n:,}" for n in sizes) + " | exponent |")
     print("|---" * (len(sizes) + 2) + "|")
