@@ -161,8 +161,11 @@ def evaluate_sets(teaching_sets: list[TeachingSet], dataset: str | None = None, 
     with each set's own options); also the first set's dataset. `proxy`: a proxy.json whose predicted
     human accuracy is reported beside the students."""
     from .data import load_dataset
+    from .proxy import load_proxy
     from .realism import realism_record
 
+    if proxy:
+        load_proxy(proxy)  # a bad proxy.json fails in one line before any feature is computed
     parts: dict[str, tuple] = {}
     rows, images, method_of = [], {}, {}
     for ts in teaching_sets:
