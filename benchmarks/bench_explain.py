@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def bench(name: str, source: str, generator_path: str, args, out: Path) -> dict:
     generator = load_generator(generator_path).freeze()
     dataset = load_dataset(source, image_size=generator.image_size)
     split = Split()
-    train, test = TeachingData.load(dataset, defaults.EXTRACTOR, progress=False).split(split)
+    train, _ = TeachingData.load(dataset, defaults.EXTRACTOR, progress=False).split(split)
     ts = make_method("herding").make(train, args.per_class, seed=args.seed)
     ts.save(out / name / "teaching_set", overwrite=True)
     pairs = pairs_of(ts, args.targets, rng)
@@ -165,9 +166,9 @@ def markdown(results: list[dict]) -> str:
     def f(x, d=2):
         return f"{x:.{d}f}"
 
-    lines = ["| dataset | paths | flip rate (VGG16 LR) | first frame as target / own | proxy p(target) last | "
-             "LPIPS first→last (mean) | LPIPS real same / other class | last: consistency, nearest, density, in range | "
-             "first frames: same | real held-out: same | s per strip |",
+    lines = [("| dataset | paths | flip rate (VGG16 LR) | first frame as target / own | proxy p(target) last | "
+              "LPIPS first→last (mean) | LPIPS real same / other class | last: consistency, nearest, density, in range | "
+              "first frames: same | real held-out: same | s per strip |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         def real(x):
@@ -204,7 +205,8 @@ def main() -> None:
         print(f"{name}: {generator}", flush=True)
         results.append(bench(name, source, generator, args, out))
     record = {"machine": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
-              "command": "see the docstring", "results": results}
+              "command": " ".join(["benchmarks/bench_explain.py", *sys.argv[1:]]), "date": time.strftime("%Y-%m-%d"),
+              "results": results}
     (out / "results.json").write_text(json.dumps(record, indent=2))
     print(markdown(results))
     print(f"strips and overviews: {out}/<dataset>/")

@@ -333,7 +333,7 @@ def test_aids_and_enlarged_images_at_128_px_in_chromium(browser, pair_study, ser
     opens an image's strip and enlarges an image too."""
     from test_study_aids import FRAMES, make_aid_study
 
-    playwright, chromium = browser
+    _, chromium = browser
     design = make_aid_study(pair_study, tmp_path, display=128)
     live = serve_study(design, f"sqlite:///{tmp_path / 'responses.sqlite'}")
     labels = labels_of(design)
