@@ -40,9 +40,12 @@ the exports say so and `study analyze` and `study calibrate` leave them out unle
 
 A proxy is a proxy.json, `chance`, or EXTRACTOR:HEAD[:name=value,...] with HEAD nn or lc and names
 similarity (cosine, euclidean), rule (logsumexp, max, mean), temperature, lapse, l2, input_size.
+The temperature divides the head's class scores: cosine similarities lie in [-1, 1] and differ little
+between classes, so about 0.01-0.05 gives confident answers (0.3 answers close to chance with ten
+classes); squared Euclidean distances depend on the extractor's scale.
 
 examples:
-  teachset study simulate studies/pilot --participants 40 --proxy alexnet:nn:temperature=0.3 --lapse 0.1
+  teachset study simulate studies/pilot --participants 40 --proxy alexnet:nn:temperature=0.03 --lapse 0.1
   teachset study simulate studies/pilot --participants 20 --proxy chance
   teachset study simulate studies/pilot --participants 40 --proxy studies/pilot/calibration/proxy.json
   teachset study simulate studies/pilot --participants 10 --proxy vgg16:lc --url http://127.0.0.1:8000
