@@ -37,7 +37,9 @@ def test_paths_raise_the_target_class_and_are_written_beside_the_set(setup):
     assert written == folder / "set" / "explanations" and len(found["paths"]) == 4  # each image towards the other class
     for path in found["paths"]:
         assert path["from"] != path["to"] and len(path["probabilities"]) == 4
-        assert path["probabilities"][-1] > path["probabilities"][0]  # the target class rises along the path
+        p = path["probabilities"]
+        assert p[-1] > p[0]  # the target class rises along the path
+        assert all(a <= b + 1e-6 for a, b in zip(p[:-1], p[1:-1]))  # frames spaced by the probability: step by step up
         assert (written / path["strip"]).is_file() and (written / path["change"]).is_file()
     from PIL import Image
 

@@ -6,7 +6,8 @@ along a path that raises the target class under the proxy (LC students on real t
 each of the teacher's feature spaces, their log-probabilities averaged so the path cannot win by
 fooling one network) while it stays close to where it started (the change should be minimal) and
 on the generator's manifold (the target class's prior). The path's k frames (the first is the
-image itself, the last the counterfactual) are written as a strip with the proxy's probability of
+image itself, the last the counterfactual, those between where the proxy's probability of the
+target first reaches evenly spaced levels, so that the change shows step by step) are written as a strip with the proxy's probability of
 the target under each, beside a map of where the image changed from the first frame to the last.
 
     explanations/                   inside the teaching set's folder, written atomically
@@ -85,16 +86,22 @@ def counterfactual_path(generator: Generator, proxy: Proxy, z0: torch.Tensor, la
     start = generator.whiten(z0[None], y).detach()
     z = z0[None].clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=options.lr)
-    path = [z0[None].clone()]
+    path, reached = [z0[None].clone()], []  # reached[i]: the proxy's p(target) at path[i]
     for _ in range(options.steps):
-        loss = -proxy.log_probabilities(generator.generate(z, y))[0, target]
-        loss = loss + options.proximity_weight * (generator.whiten(z, y) - start).pow(2).sum() / generator.latent_dim
+        log_p = proxy.log_probabilities(generator.generate(z, y))[0, target]
+        reached.append(float(log_p.exp()))
+        loss = -log_p + options.proximity_weight * (generator.whiten(z, y) - start).pow(2).sum() / generator.latent_dim
         loss = loss + options.realism_weight * generator.prior_nll(z, t).sum() / generator.latent_dim
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         path.append(z.detach().clone())
-    chosen = torch.cat([path[i] for i in np.linspace(0, len(path) - 1, options.frames).round().astype(int)])
+    # frames where the proxy's probability first reaches evenly spaced levels (most of a path's change comes in its
+    # first steps, so frames evenly spaced in steps repeated the last one): the strip shows the change progressively
+    highest = np.maximum.accumulate(reached)
+    levels = np.linspace(reached[0], highest[-1], options.frames)[1:-1]
+    index = [0, *np.minimum(np.searchsorted(highest, levels), len(reached) - 1), len(path) - 1]
+    chosen = torch.cat([path[i] for i in index])
     with torch.no_grad():
         frames = generator.generate(chosen, y.repeat(len(chosen)))
         probabilities = proxy.log_probabilities(frames)[:, target].exp()
