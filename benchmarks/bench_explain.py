@@ -21,7 +21,7 @@ Strips (the real image, then the frames: the first its reconstruction, the last 
 then the change map) are written under --out, with one overview PNG per dataset, for looking at them.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_explain.py \\
-        --mnist-generator /tmp/gens/mnist/00000-generator-mnist-32px/checkpoint --per-class 2 --targets 1
+        --mnist-generator runs/generators/00000-generator-mnist-32px/checkpoint --per-class 2 --targets 1
 """
 
 from __future__ import annotations
