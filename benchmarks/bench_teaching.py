@@ -85,7 +85,7 @@ def main() -> None:
         if args.tradeoff:
             print("\ntrade-off (the trust region's weight):\n")
             weights = [float(w) for w in args.tradeoff.split(",")]
-            curve = [method_table("latent", label=f"trust region {w:g}", anchor_weight=w) for w in weights]
+            curve = [method_table(f"trust region {w:g}", name="latent", anchor_weight=w) for w in weights]
             summary[name]["tradeoff"] = grid(name, generator, curve, args.tradeoff_seeds, args.out, args.workers)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "bench_teaching.json").write_text(json.dumps(summary, indent=2))
