@@ -37,8 +37,8 @@ def method_params(digits16, tmp_path_factory):
     options = GTNOptions(inner_steps=2, batch_size=30, outer_steps=1, eval_every=0)
     trainer = GTNTrainer(options).fit(digits16.tensor(), torch.from_numpy(digits16.labels))
     save_checkpoint(trainer, folder / "gtn", digits16.record(), digits16.class_names)
-    teacher = {"epochs": 2, "lr": 0.1}
-    return {"latent": {"generator": str(folder / "generator"), **teacher}, "pixels": teacher,
+    teacher = {"epochs": 2, "lr": 0.1, "extractors": [], "views": 1}  # one feature space: the checks are about the interface
+    return {"latent": {"generator": str(folder / "generator"), "start": "prior", **teacher}, "pixels": teacher,
             "gtn": {"checkpoint": str(folder / "gtn")}}
 
 
