@@ -36,12 +36,12 @@ def _from_arrays(name, pixels, labels, class_names, ids, image_size, spec, info,
         pixels, ids, class_names = pixels[keep], [i for i, k in zip(ids, keep) if k], kept
         sources = [x for x, k in zip(sources, keep) if k]
         groups = None if groups is None else [g for g, k in zip(groups, keep) if k]
-    chunks = [
-        resize_square(torch.from_numpy(pixels[i : i + 4096]).float(), image_size).numpy()
+    chunks = [  # each chunk to 8 bits at once: 70,000 float images at 64 px peaked at 5.5 GB, now 1.2
+        to_uint8(resize_square(torch.from_numpy(pixels[i : i + 4096]).float(), image_size))
         for i in range(0, len(pixels), 4096)
     ]
     info = {"resize": f"{pixels.shape[-1]} px stretched to {image_size} px, bilinear with antialiasing", **info}
-    return ImageDataset(name, to_uint8(np.concatenate(chunks)), np.asarray(labels, dtype=np.int64),
+    return ImageDataset(name, np.concatenate(chunks), np.asarray(labels, dtype=np.int64),
                         class_names, ids, spec, groups=groups, info=info, sources=sources)
 
 
