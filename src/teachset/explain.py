@@ -89,7 +89,7 @@ def counterfactual_path(generator: Generator, proxy: Proxy, z0: torch.Tensor, la
     path, reached = [z0[None].clone()], []  # reached[i]: the proxy's p(target) at path[i]
     for _ in range(options.steps):
         log_p = proxy.log_probabilities(generator.generate(z, y))[0, target]
-        reached.append(float(log_p.exp()))
+        reached.append(float(log_p.detach().exp()))
         loss = -log_p + options.proximity_weight * (generator.whiten(z, y) - start).pow(2).sum() / generator.latent_dim
         loss = loss + options.realism_weight * generator.prior_nll(z, t).sum() / generator.latent_dim
         optimizer.zero_grad(set_to_none=True)

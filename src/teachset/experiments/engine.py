@@ -77,6 +77,8 @@ def run_grid(experiment: Experiment, run_dir: str | Path, *, workers: int = 1, e
         generators = {d.label: prepare_generator(d, experiment, run_dir) for d in experiment.datasets}
         done = store.finished()
         pending = [cell for cell in experiment.cells() if cell.key not in done]
+        if workers > 1 and ray_address is None:  # local workers would each compute the same features at once
+            warm_features(experiment, pending, progress)
         tasks = [Task(cells, dataclasses.replace(experiment.dataset(cells[0].dataset), generator=generators[cells[0].dataset]),
                       experiment.method(cells[0].method), experiment.split, experiment.transfer, experiment.realism,
                       experiment.students, str(run_dir), workers, progress and workers <= 1)
@@ -98,6 +100,24 @@ def run_grid(experiment: Experiment, run_dir: str | Path, *, workers: int = 1, e
     except BaseException:
         store.close()
         raise
+
+
+def warm_features(experiment: Experiment, pending: list, progress: bool) -> None:
+    """Every feature space the pending cells read, computed once in this process on every core and cached, so that
+    local workers read them instead of each computing them at the same time."""
+    from .. import defaults
+    from ..data import load_dataset
+    from ..features.cache import dataset_features
+    from ..threads import configure_threads
+
+    configure_threads(1)
+    for spec in experiment.datasets:
+        if any(cell.dataset == spec.label for cell in pending):
+            dataset = load_dataset(**spec.load_args())
+            size = lambda name: defaults.network_input_size(name, dataset.image_size)  # noqa: E731
+            spaces = {(e, None) for e in experiment.extractors} | {(n, size(n)) for n in (*experiment.transfer, experiment.realism)}
+            for name, input_size in sorted(spaces, key=str):
+                dataset_features(dataset, name, input_size, progress=progress)
 
 
 def batches(experiment: Experiment, cells: list, workers: int) -> list[tuple]:
