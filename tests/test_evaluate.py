@@ -48,3 +48,21 @@ def test_proxy_accuracy_on_given_test_images(digits16, evaluator):
     test_index = held_out_index(ts, digits16)[:100]
     got = proxy_accuracy(ts, digits16, test_index, extractor="pixels", repeats=2)
     assert set(got) == {"lc", "nn"} and all(0.5 < v <= 1 for v in got.values())
+
+
+def test_realism_neighbour_distances_in_chunks_equal_the_whole_matrix(monkeypatch):
+    from types import SimpleNamespace
+
+    from teachset import realism
+    from teachset.distances import sq_distances
+
+    rng = np.random.default_rng(0)
+    train = SimpleNamespace(features=rng.normal(size=(300, 8)), dataset=SimpleNamespace(ids=[f"i{i}" for i in range(300)]))
+    scorer = realism.Realism.__new__(realism.Realism)
+    scorer.train = train
+    monkeypatch.setattr(realism, "ROWS", 64)  # several chunks, the last one short
+    features = np.concatenate([train.features[:100], rng.normal(size=(130, 8))])
+    exclude = [f"i{i}" for i in range(100)] + [None] * 130  # the first 100 are train images: their own copy left out
+    whole = np.sqrt(sq_distances(features, train.features))
+    whole[np.arange(100), np.arange(100)] = np.inf
+    assert np.allclose(scorer._neighbour_distances(features, exclude), np.sort(whole, axis=1)[:, : realism.NEIGHBOURS])
