@@ -15,11 +15,26 @@
     return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   }
   function go(url) { leaving = true; window.location.assign(url); }
-  function postEvent(kind, duration) {
+  function eventBody(kind, duration) {  // an event's id makes it stored once however often it is sent
     var body = { event_id: newId(), kind: kind };
     if (duration !== undefined) { body.duration_ms = Math.max(0, Math.round(duration)); }
+    return body;
+  }
+  function postEvent(kind, duration) {
     return fetch("/api/event", { method: "POST", credentials: "same-origin", keepalive: true,
-      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }).catch(function () {});
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(eventBody(kind, duration)) }).catch(function () {});
+  }
+  // a dialog whose openings are timed: open(kind) shows it and sends kind; its closing sends closeKind with how long
+  // it was open
+  function timedDialog(dialog, closeKind, send) {
+    var openedAt = null;
+    dialog.addEventListener("close", function () {
+      if (openedAt === null) { return; }
+      var duration = performance.now() - openedAt;
+      openedAt = null;
+      send(closeKind, duration);
+    });
+    return function open(kind) { dialog.showModal(); openedAt = performance.now(); send(kind); };
   }
 
   // ---- consent: the environment, and a phone refused early where the study is for computers -------
@@ -47,8 +62,9 @@
     var strips = document.getElementById("aid-strips");
     var pixelated = viewer.hasAttribute("data-pixelated");
     var viewerImage = null;  // made at the first opening: an image without a source never loads
-    var openedAt = null, queue = Promise.resolve();
+    var queue = Promise.resolve();
     function inOrder(kind, duration) { queue = queue.then(function () { return send(kind, duration); }); }
+    var openAid = timedDialog(aidDialog, "close_aid", inOrder);
     function element(tag, className, text) {
       var node = document.createElement(tag);
       if (className) { node.className = className; }
@@ -90,15 +106,7 @@
       var aid = event.target.closest("button[data-aid]");
       if (!aid) { return; }
       showStrips(JSON.parse(aid.getAttribute("data-aid")), aid.getAttribute("data-from"));
-      aidDialog.showModal();
-      openedAt = performance.now();
-      inOrder("open_aid");
-    });
-    aidDialog.addEventListener("close", function () {
-      if (openedAt === null) { return; }
-      var duration = performance.now() - openedAt;
-      openedAt = null;
-      inOrder("close_aid", duration);
+      openAid("open_aid");
     });
   }
 
@@ -136,7 +144,7 @@
     var trialBox = document.getElementById("trial");
     var dialog = document.getElementById("teaching-dialog");
     var showButton = document.getElementById("show-teaching");
-    var shownAt = null, busy = true, openedAt = null, seenPhase = null, breakDoneAt = -1, introKind = null, introAt = 0;
+    var shownAt = null, busy = true, seenPhase = null, breakDoneAt = -1, introKind = null, introAt = 0;
 
     function setBusy(value) {
       busy = value;
@@ -164,9 +172,7 @@
       return send(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     }
     function record(kind, duration) {  // retried like an answer: stored once however often it is sent
-      var body = { event_id: newId(), kind: kind };
-      if (duration !== undefined) { body.duration_ms = Math.max(0, Math.round(duration)); }
-      return post("/api/event", body).catch(function () {});
+      return post("/api/event", eventBody(kind, duration)).catch(function () {});
     }
     async function fetchState() {
       var r = await send("/api/state", { method: "GET" });
@@ -283,17 +289,8 @@
     });
 
     if (showButton && dialog) {
-      showButton.addEventListener("click", function () {
-        dialog.showModal();
-        openedAt = performance.now();
-        record("show_teaching_set");
-      });
-      dialog.addEventListener("close", function () {
-        if (openedAt === null) { return; }
-        var duration = performance.now() - openedAt;
-        openedAt = null;
-        record("hide_teaching_set", duration);
-      });
+      var openTeachingSet = timedDialog(dialog, "hide_teaching_set", record);
+      showButton.addEventListener("click", function () { openTeachingSet("show_teaching_set"); });
     }
     teachingViews(record);
     show(state);
