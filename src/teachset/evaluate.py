@@ -136,6 +136,11 @@ class Evaluator:
         return rows
 
 
+def other_spaces(dataset: ImageDataset, names: tuple[str, ...]) -> dict[str, int]:
+    """The input size each extractor besides the teachers' (transfer students, realism) sees the dataset's images at."""
+    return {name: defaults.network_input_size(name, dataset.image_size) for name in names}
+
+
 def evaluation_parts(dataset: ImageDataset, split: Split, extractor: str = defaults.EXTRACTOR, input_size: int | None = None,
                      transfer: tuple[str, ...] = defaults.TRANSFER_EXTRACTORS, progress: bool = True,
                      realism_extractor: str = defaults.REALISM_EXTRACTOR):
@@ -144,8 +149,9 @@ def evaluation_parts(dataset: ImageDataset, split: Split, extractor: str = defau
     from .realism import Realism
 
     train, test = TeachingData.load(dataset, extractor, input_size, progress).split(split)
+    sizes = other_spaces(dataset, (*transfer, realism_extractor))
     def load(name: str) -> tuple[TeachingData, TeachingData]:
-        return TeachingData.load(dataset, name, defaults.network_input_size(name, dataset.image_size), progress).split(split)
+        return TeachingData.load(dataset, name, sizes[name], progress).split(split)
 
     others = {name: load(name) for name in transfer}
     realism_space = others.get(realism_extractor) or load(realism_extractor)

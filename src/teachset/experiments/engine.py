@@ -105,8 +105,8 @@ def run_grid(experiment: Experiment, run_dir: str | Path, *, workers: int = 1, e
 def warm_features(experiment: Experiment, pending: list, progress: bool) -> None:
     """Every feature space the pending cells read, computed once in this process on every core and cached, so that
     local workers read them instead of each computing them at the same time."""
-    from .. import defaults
     from ..data import load_dataset
+    from ..evaluate import other_spaces
     from ..features.cache import dataset_features
     from ..threads import configure_threads
 
@@ -114,8 +114,8 @@ def warm_features(experiment: Experiment, pending: list, progress: bool) -> None
     for spec in experiment.datasets:
         if any(cell.dataset == spec.label for cell in pending):
             dataset = load_dataset(**spec.load_args())
-            size = lambda name: defaults.network_input_size(name, dataset.image_size)  # noqa: E731
-            spaces = {(e, None) for e in experiment.extractors} | {(n, size(n)) for n in (*experiment.transfer, experiment.realism)}
+            others = other_spaces(dataset, (*experiment.transfer, experiment.realism))
+            spaces = {(e, None) for e in experiment.extractors} | set(others.items())  # what evaluation_parts loads
             for name, input_size in sorted(spaces, key=str):
                 dataset_features(dataset, name, input_size, progress=progress)
 
