@@ -27,9 +27,9 @@ def new_run_dir(root: str | Path, tag: str, options: dict) -> Path:
     return run_dir
 
 
-def run_options(run_dir: str | Path, kind: str = "") -> dict:
-    """The options.json a run folder recorded first (a clear error where there is none)."""
-    path = Path(run_dir) / "options.json"
+def run_options(run_dir: str | Path, kind: str = "", name: str = "options.json") -> dict:
+    """The record (options.json, or `name`) a run folder wrote first (a clear error where there is none)."""
+    path = Path(run_dir) / name
     if not path.is_file():
-        raise TeachsetError(f"'{run_dir}' is not a {kind + ' ' if kind else ''}run folder: it has no options.json")
+        raise TeachsetError(f"'{run_dir}' is not a {kind + ' ' if kind else ''}run folder: it has no {name}")
     return json.loads(path.read_text())

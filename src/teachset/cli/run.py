@@ -18,10 +18,9 @@ def _experiment(args):
     from ..experiments import dataset_experiment, experiment_from_record, load_experiment
 
     if args.resume and not args.source:
-        recorded = Path(args.resume) / "experiment.json"
-        if not recorded.is_file():
-            raise TeachsetError(f"'{args.resume}' is not a run folder of `teachset run`: it has no experiment.json")
-        return experiment_from_record(json.loads(recorded.read_text()))
+        from ..runs import run_options
+
+        return experiment_from_record(run_options(args.resume, "`teachset run`", "experiment.json"))
     if not args.source:
         raise TeachsetError("give a dataset (a bundled name, a folder, a CSV manifest) or an experiment.toml, or --resume RUN")
     if args.source.endswith(".toml"):
