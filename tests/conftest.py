@@ -1,4 +1,5 @@
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -9,7 +10,15 @@ from image_files import write_image
 
 # Tests never download, and keep their feature cache out of the user's.
 os.environ["TEACHSET_OFFLINE"] = "1"
-os.environ.setdefault("TEACHSET_CACHE", tempfile.mkdtemp(prefix="teachset-test-cache-"))
+_OWN_CACHE = None
+if "TEACHSET_CACHE" not in os.environ:
+    _OWN_CACHE = os.environ["TEACHSET_CACHE"] = tempfile.mkdtemp(prefix="teachset-test-cache-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The cache folder the tests made goes with them (one a user set is left alone)."""
+    if _OWN_CACHE:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 @pytest.fixture
