@@ -63,7 +63,7 @@ class TeacherOptions:
     truncation: float | None = option(None, "latent: keep codes within this radius of the class prior (whitened, per "
                                       "sqrt of the latent size)", above=0)
     diversity_weight: float = option(0.0, "penalty on the similarity between one class's teaching examples", minimum=0)
-    anchor_weight: float = option(10.0, "latent: weight of the codes' whitened squared distance to where they started "
+    anchor_weight: float = option(3.0, "latent: weight of the codes' whitened squared distance to where they started "
                                   "(a trust region around realistic codes)", minimum=0)
     extractors: tuple[str, ...] = option(defaults.TEACHER_EXTRACTORS, "also teach the students in these extractors' feature spaces (the loss is "
                                          "averaged over them), so that the set cannot win by exploiting one network")
