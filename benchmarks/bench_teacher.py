@@ -7,6 +7,8 @@
 3. Hypergradient agreement: relative error against central finite differences, and cosine
    similarity with differentiating through the unrolled inner optimisation run to convergence
    (Newton steps, differentiated end to end) and through 50 unrolled gradient steps.
+4. Batched teachers: seconds per epoch and set of the default teacher at 64 px, one set alone against
+   `--batched-sets` sets taught together (their images share each pass through the networks).
 (How well the teachers teach is benchmarks/bench_teaching.py's.)
 
     .venv/bin/python benchmarks/bench_teacher.py [--teacher-epochs 1000] [--skip-protocol]
@@ -73,6 +75,13 @@ def protocol_wall_time(epochs: int) -> float:
     return time.perf_counter() - start
 
 
+def batched_seconds(sets: int, epochs: int) -> float:
+    """Median seconds per epoch and set of the default teacher with `sets` sets taught together."""
+    data = TeachingData.load(load_dataset("elpv", image_size=64), progress=False)
+    made = make_method("latent", generator="teachset:elpv-64", start="prior", epochs=epochs).make_many(data, 5, list(range(sets)))
+    return statistics.median(record["seconds"] for record in made[0].curve[1:])
+
+
 def agreement() -> dict:
     dataset = load_dataset("elpv", image_size=64)
     features = torch.from_numpy(dataset_features(dataset, progress=False)).double()
@@ -121,6 +130,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--teacher-epochs", type=int, default=1000)
     parser.add_argument("--skip-protocol", action="store_true")
+    parser.add_argument("--batched-sets", type=int, default=5)
+    parser.add_argument("--batched-epochs", type=int, default=20)
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print("| size | F(G(z)) fwd+bwd ms | LC implicit ms (ratio) | LC unrolled-50 ms (ratio) | NN ms (ratio) |\n|---|---|---|---|---|")
@@ -131,6 +142,9 @@ def main() -> None:
     print()
     for key, value in agreement().items():
         print(f"{key}: {value:.3e}" if "error" in key else f"{key}: {value:.6f}")
+    alone, together = (batched_seconds(k, args.batched_epochs) for k in (1, args.batched_sets))
+    print(f"\ndefault teacher, s per epoch and set: alone {alone:.3f}, {args.batched_sets} together {together:.3f} "
+          f"({alone / together:.2f}x)")
     if not args.skip_protocol:
         seconds = protocol_wall_time(args.teacher_epochs)
         print(f"\npaper protocol at 64 px ({args.teacher_epochs} teacher epochs x <= 50 Newton student epochs, LC): {seconds:.0f} s")
