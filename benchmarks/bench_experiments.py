@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="direct and engine runs, alternated; the fastest counts")
     parser.add_argument("--teacher-epochs", type=int, default=0, help="cells of the default latent teacher instead (elpv)")
     args = parser.parse_args()
+    if args.teacher_epochs and args.dataset != "elpv":
+        parser.error("--teacher-epochs teaches with the bundled elpv generator: leave --dataset at elpv")
     methods = [{"name": "latent", "epochs": args.teacher_epochs}] if args.teacher_epochs else METHODS
     dataset = {"source": args.dataset, "size": args.size} | ({"generator": "teachset:elpv-64"} if args.teacher_epochs else {})
     experiment = build_experiment({"name": "bench", "seeds": args.seeds, "methods": methods, "datasets": [dataset]})
@@ -63,11 +65,10 @@ def main() -> None:
         if args.teacher_epochs:  # one epoch of one seed fills the caches (dataset, features in every teacher space)
             warm = build_experiment({"name": "warm", "seeds": 1, "methods": [{"name": "latent", "epochs": 1}], "datasets": [dataset]})
             run_grid(warm, tmp / "warm", progress=False).close()
-            args.rounds = 0
         else:
             direct(experiment, tmp / "warm")  # fills the dataset and feature caches for every run below
         plain, engine = [], []
-        for r in range(args.rounds):  # alternated, the fastest of each kept: other load only ever adds time
+        for r in range(0 if args.teacher_epochs else args.rounds):  # alternated, the fastest of each kept: other load only ever adds time
             plain.append(direct(experiment, tmp / "direct"))
             start = time.perf_counter()
             run_grid(experiment, tmp / f"engine-{r}", progress=False).close()
