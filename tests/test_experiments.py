@@ -146,3 +146,19 @@ def test_features_in_shards_on_ray_equal_one_process(tmp_path, local_ray):
     sharded = sharded_features(dataset, "alexnet", 64, workers=2, executor="ray", shard_size=100)
     np.testing.assert_allclose(sharded, whole, atol=1e-5)
     assert np.array_equal(dataset_features(dataset, "alexnet", 64, progress=False), sharded)  # the same cache file
+
+
+def test_feature_warm_up_covers_the_teachers_extractors(monkeypatch):
+    from teachset.defaults import network_input_size
+    from teachset.experiments import build_experiment
+    from teachset.experiments.engine import warm_features
+    from teachset.features import cache
+
+    experiment = build_experiment({"name": "warm", "seeds": 1, "extractors": ["pixels"], "transfer": [], "realism": "pixels",
+                                   "datasets": [{"source": "digits", "size": 8, "generator": "train"}],
+                                   "methods": [{"name": "random"}, {"name": "latent", "extractors": ["alexnet"]}]})
+    computed = []
+    monkeypatch.setattr(cache, "dataset_features", lambda dataset, name, size, progress: computed.append((name, size)))
+    warm_features(experiment, experiment.cells(), progress=False)
+    expected = {("pixels", None), ("pixels", network_input_size("pixels", 8)), ("alexnet", network_input_size("alexnet", 8))}
+    assert len(computed) == len(set(computed)) and set(computed) == expected  # each space once, the teacher's included

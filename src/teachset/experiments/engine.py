@@ -103,19 +103,23 @@ def run_grid(experiment: Experiment, run_dir: str | Path, *, workers: int = 1, e
 
 
 def warm_features(experiment: Experiment, pending: list, progress: bool) -> None:
-    """Every feature space the pending cells read, computed once in this process on every core and cached, so that
-    local workers read them instead of each computing them at the same time."""
+    """Every feature space the pending cells read (the students', realism's and the teachers' own extractors),
+    computed once in this process on every core and cached, so that local workers read them instead of each
+    computing them at the same time."""
     from ..data import load_dataset
     from ..evaluate import other_spaces
     from ..features.cache import dataset_features
+    from ..methods import make_method
     from ..threads import configure_threads
 
     configure_threads(1)
+    methods = [experiment.method(label) for label in {cell.method for cell in pending}]
+    teachers = {name for m in methods for name in getattr(make_method(m.name, **m.params), "extractors", ())}
     for spec in experiment.datasets:
         if any(cell.dataset == spec.label for cell in pending):
             dataset = load_dataset(**spec.load_args())
-            others = other_spaces(dataset, (*experiment.transfer, experiment.realism))
-            spaces = {(e, None) for e in experiment.extractors} | set(others.items())  # what evaluation_parts loads
+            others = other_spaces(dataset, (*experiment.transfer, experiment.realism, *sorted(teachers)))
+            spaces = {(e, None) for e in experiment.extractors} | set(others.items())  # what evaluation_parts and the teachers load
             for name, input_size in sorted(spaces, key=str):
                 dataset_features(dataset, name, input_size, progress=progress)
 
