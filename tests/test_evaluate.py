@@ -50,6 +50,27 @@ def test_proxy_accuracy_on_given_test_images(digits16, evaluator):
     assert set(got) == {"lc", "nn"} and all(0.5 < v <= 1 for v in got.values())
 
 
+def test_evaluation_parts_share_one_copy_of_each_part_and_read_features_from_the_cache(digits16):
+    from teachset.data.splits import Split
+    from teachset.evaluate import evaluation_parts
+
+    train, evaluator, realism = evaluation_parts(digits16, Split(), "pixels", transfer=("pixels",), progress=False,
+                                                 realism_extractor="pixels")
+    assert realism.train is train and realism.test is evaluator.data is evaluator.transfer[0]  # one space, loaded once
+    again = TeachingData.load(digits16, "pixels", progress=False).features  # cached by the call above: memory-mapped
+    assert isinstance(again, np.memmap) and again.flags.writeable and len(train.dataset) + len(evaluator.data.dataset) == len(digits16)
+
+
+def test_distances_over_blocks_of_rows_equal_one_matrix(monkeypatch):
+    from teachset import distances
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(7, 5)).astype(np.float32), rng.normal(size=(23, 5)).astype(np.float32)
+    direct = ((a[:, None, :].astype(np.float64) - b[None, :, :]) ** 2).sum(-1)
+    monkeypatch.setattr(distances, "BLOCK", 10)  # three blocks, the last one short
+    assert np.allclose(distances.sq_distances(a, b), direct) and distances.sq_distances(a, b).dtype == np.float64
+
+
 def test_realism_neighbour_distances_in_chunks_equal_the_whole_matrix(monkeypatch):
     from types import SimpleNamespace
 

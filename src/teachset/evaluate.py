@@ -22,7 +22,7 @@ from .data import ImageDataset
 from .errors import TeachsetError
 from .features import extract
 from .students import make_student
-from .data.splits import Split
+from .data.splits import Split, split_dataset
 from .teaching_data import TeachingData
 from .teaching_set import TeachingSet
 
@@ -148,14 +148,18 @@ def evaluation_parts(dataset: ImageDataset, split: Split, extractor: str = defau
     everything an experiment needs from one dataset and one split."""
     from .realism import Realism
 
-    train, test = TeachingData.load(dataset, extractor, input_size, progress).split(split)
-    sizes = other_spaces(dataset, (*transfer, realism_extractor))
-    def load(name: str) -> tuple[TeachingData, TeachingData]:
-        return TeachingData.load(dataset, name, sizes[name], progress).split(split)
+    parts = split_dataset(dataset, split)  # one copy of each part's images, whatever the number of feature spaces
+    spaces: dict[tuple, tuple[TeachingData, TeachingData]] = {}
 
-    others = {name: load(name) for name in transfer}
-    realism_space = others.get(realism_extractor) or load(realism_extractor)
-    return train, Evaluator(test, [parts[1] for parts in others.values()]), Realism(*realism_space)
+    def space(name: str, size: int | None) -> tuple[TeachingData, TeachingData]:
+        if (name, size) not in spaces:
+            spaces[name, size] = TeachingData.load(dataset, name, size, progress).split(split, parts)
+        return spaces[name, size]
+
+    sizes = other_spaces(dataset, (*transfer, realism_extractor))
+    train, test = space(extractor, input_size)
+    others = [space(name, sizes[name])[1] for name in transfer]
+    return train, Evaluator(test, others), Realism(*space(realism_extractor, sizes[realism_extractor]))
 
 
 def evaluate_sets(teaching_sets: list[TeachingSet], dataset: str | None = None, extractor: str = defaults.EXTRACTOR,

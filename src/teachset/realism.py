@@ -30,7 +30,7 @@ from .teaching_data import TeachingData
 from .teaching_set import TeachingSet
 
 NEIGHBOURS = 10
-ROWS = 512  # rows of distances computed at a time
+ROWS = 256  # rows of distances computed at a time (each row: 8 bytes per train image, three copies)
 
 
 def _classifier():

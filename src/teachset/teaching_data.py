@@ -10,7 +10,7 @@ import numpy as np
 
 from . import defaults
 from .data import ImageDataset
-from .data.splits import Split, split_dataset
+from .data.splits import Parts, Split, split_dataset
 from .errors import TeachsetError
 from .features import FrozenExtractor, build_extractor, dataset_features
 
@@ -37,9 +37,10 @@ class TeachingData:
         """The frozen extractor itself (differentiable in its input images)."""
         return build_extractor(self.extractor, self.input_size)
 
-    def split(self, split: Split) -> tuple["TeachingData", "TeachingData"]:
-        """(what teaching methods may see, what students are scored on): the train and test parts."""
-        parts = split_dataset(self.dataset, split)
+    def split(self, split: Split, parts: Parts | None = None) -> tuple["TeachingData", "TeachingData"]:
+        """(what teaching methods may see, what students are scored on): the train and test parts
+        (`parts`: the dataset's, already split that way, shared with other feature spaces)."""
+        parts = parts or split_dataset(self.dataset, split)
         return (TeachingData(parts.train, self.features[parts.train_index], self.extractor, self.input_size),
                 TeachingData(parts.test, self.features[parts.test_index], self.extractor, self.input_size))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ def cached_features(dataset: ImageDataset, extractor: str, input_size: int | Non
     path = defaults.cache_dir() / "features" / f"{cache_key(dataset, extractor, input_size)}.npy"
     if path.is_file():
         try:
-            features = np.load(path)
+            features = np.load(path, mmap_mode="c")  # read from the file as needed, not copied into private memory
             if features.ndim == 2 and len(features) == len(dataset):
                 return path, features
         except (OSError, ValueError):
@@ -47,9 +46,7 @@ def cached_features(dataset: ImageDataset, extractor: str, input_size: int | Non
 
 def store_features(path: Path, features: np.ndarray) -> None:
     """Written beside its final name and renamed into place: an interrupted run never leaves a file a later run would read."""
-    buffer = io.BytesIO()
-    np.save(buffer, features)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, lambda file: np.save(file, features))
 
 
 def dataset_features(dataset: ImageDataset, extractor: str = defaults.EXTRACTOR, input_size: int | None = None,
