@@ -16,6 +16,7 @@ from teachset.generators.devices import native_bf16_cpu, resolve_device, resolve
 from teachset.generators.invert import invert
 from teachset.generators.quality import evaluate_generator, kid, two_sample_accuracy
 from teachset.generators.train import GeneratorTrainer, TrainOptions, resume_generator, train_generator
+from teachset.generators.upsample import Upsampled
 from teachset.methods import TeachingData, make_method
 from teachset.seeded import seeded_init
 
@@ -355,7 +356,8 @@ class _ConditionalDecoder(_Decoder):
         return torch.sigmoid(self.lin(z) + self.embed(y)).view(-1, 1, 32, 32)
 
 
-KINDS = ["autoencoder", "cgan", "torchscript", "torchscript-conditional"]
+KINDS = ["autoencoder", "upsampled", "cgan", "torchscript", "torchscript-conditional"]
+ENCODERS = ("autoencoder", "upsampled")
 
 
 @pytest.fixture(scope="module")
@@ -367,9 +369,16 @@ def generator_files(digits32, tmp_path_factory):
     autoencoder = seeded_init(Autoencoder(image_size=32, latent_dim=16, width=8, num_classes=10, class_names=names), init)
     with torch.no_grad():
         autoencoder.fit_prior(autoencoder.encode(digits32.tensor(slice(0, 300))), torch.from_numpy(digits32.labels[:300]))
+    base = seeded_init(Autoencoder(image_size=16, latent_dim=16, width=8, num_classes=10, class_names=names), init)
+    with torch.no_grad():
+        upsampled = Upsampled(base, width=8)
+        upsampled.base.fit_prior(upsampled.encode(digits32.tensor(slice(0, 300))), torch.from_numpy(digits32.labels[:300]))
+        seeded_init(upsampled.stage, init)  # a stage that does something (an untrained one is bilinear upsampling)
+        upsampled.stage[-2].weight.mul_(0.1)
     cgan = seeded_init(ConditionalGAN(image_size=32, latent_dim=8, width=8, num_classes=10, class_names=names), init)
     record = {"dataset": digits32.record(), "held_out_ids": digits32.ids[::5]}
     files = {"autoencoder": save_generator(autoencoder, folder / "autoencoder", record),
+             "upsampled": save_generator(upsampled, folder / "upsampled", record),
              "cgan": save_generator(cgan, folder / "cgan", record)}
     for kind, module in (("torchscript", _Decoder()), ("torchscript-conditional", _ConditionalDecoder())):
         files[kind] = folder / f"{kind}.pt"
@@ -391,7 +400,7 @@ def test_every_generator_kind_serves_one_interface_from_sampling_to_a_teacher_ep
     images.sum().backward()
     assert z.grad.abs().sum() > 0 and all(p.grad is None for p in g.parameters())  # frozen: gradients reach z only
     real, labels = digits32.tensor(slice(0, 2)), torch.from_numpy(digits32.labels[:2])
-    if kind == "autoencoder":
+    if kind in ENCODERS:
         assert g.encode(real).shape == (2, g.latent_dim)
     else:
         with pytest.raises(TeachsetError, match="no encoder"):
@@ -399,7 +408,7 @@ def test_every_generator_kind_serves_one_interface_from_sampling_to_a_teacher_ep
     codes, report = invert(g, real, labels, steps=2)
     assert codes.shape == (2, g.latent_dim) and report["refined"]["l1"] >= 0
     results = evaluate_generator(g, digits32, digits32.ids[::5], tmp_path / "eval", extractor="pixels", input_size=None)
-    assert ("reconstructions" in results) == (kind == "autoencoder") and len(results["grids"]) == 10
+    assert ("reconstructions" in results) == (kind in ENCODERS) and len(results["grids"]) == 10
     assert 0 <= results["samples"]["class_consistency"] <= 1
     data = TeachingData(digits32, digits32.tensor().flatten(1).numpy(), "pixels")
     taught = make_method("latent", generator=g, epochs=1).make(data, per_class=1)
@@ -416,6 +425,33 @@ def test_generator_eval_command_on_a_cgan_checkpoint_and_a_conditional_torchscri
     assert (tmp_path / "cgan" / "quality.json").is_file() and (tmp_path / "torchscript" / "quality.json").is_file()
     assert main(["generator", "eval", str(generator_files["torchscript"]), *pixels, "--out", str(tmp_path / "x")]) == 2
     assert "records no dataset; give the real images as --dataset" in capsys.readouterr().err
+
+
+def test_an_untrained_upsampling_stage_is_bilinear_upsampling_of_its_base():
+    base = seeded_init(Autoencoder(image_size=16, latent_dim=16, width=8, num_classes=2), torch.Generator().manual_seed(0))
+    model = Upsampled(base, width=8)
+    assert (model.image_size, model.latent_dim, model.num_classes) == (32, 16, 2) and not any(p.requires_grad for p in model.base.parameters())
+    z, y = torch.randn(3, 16), torch.tensor([0, 1, 1])
+    bilinear = torch.nn.functional.interpolate(base.generate(z, y), scale_factor=2, mode="bilinear")
+    assert torch.allclose(model.generate(z, y), bilinear.clamp(1e-3, 1 - 1e-3), atol=1e-6)
+    assert torch.equal(model.prior_nll(z, y), base.prior_nll(z, y))
+
+
+def test_training_an_upsampling_stage_on_a_trained_generator(digits32, tmp_path):
+    """The stage alone trains (the base's weights and prior stay as they were), on the base's own
+    train part; a base that does not fit the dataset is refused before a run folder is made."""
+    small = TrainOptions(steps=2, batch_size=8, width=8, latent_dim=16, code_grid=0)
+    digits64 = load_dataset("digits", image_size=64)
+    base = train_generator(digits32, small, tmp_path / "runs").checkpoint_
+    stage = train_generator(digits64, TrainOptions(base=str(base), steps=3, batch_size=8, width=4), tmp_path / "runs")
+    model, before = load_generator(stage.checkpoint_), load_generator(base)
+    assert model.kind == "upsampled" and model.image_size == 64 and model.meta["held_out_ids"] == before.meta["held_out_ids"]
+    assert all(torch.equal(a, b) for a, b in zip(model.base.state_dict().values(), before.state_dict().values()))
+    assert model.stage[-2].weight.abs().sum() > 0  # the stage learned something
+    assert model.meta["dataset"]["spec"]["image_size"] == 64 and model.meta["dataset"]["split"]["part"] == "train"
+    with pytest.raises(OptionError, match="must make 1x32px images") as error:
+        train_generator(digits64, TrainOptions(base=str(stage.checkpoint_)), tmp_path / "other")
+    assert error.value.option == "base" and not (tmp_path / "other").exists()
 
 
 def test_the_protocol_imports_no_kind_and_the_bundled_generator_loads():

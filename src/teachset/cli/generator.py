@@ -91,7 +91,7 @@ teachset generator invert runs/00003-generator-elpv-64px/checkpoint sets/elpv-kc
     def gcommand(name, func, help, examples):
         return add_command(gsub, name, func, help, examples)
 
-    q = gcommand("train", cmd_generator_train, "train the autoencoder generator on a dataset (on a CPU or a GPU; resumable)", """
+    q = gcommand("train", cmd_generator_train, "train the autoencoder generator on a dataset, or a 2x stage on one (on a CPU or a GPU; resumable)", """
 teachset generator train elpv --minutes 30 --flip both          # the recommended budget on 2 CPU cores
 teachset generator train elpv --minutes 30 --flip both --code-grid 0 --latent-dim 128   # a code vector instead of a grid
 teachset generator train my_cells/ --size 128 --steps 20000
@@ -99,6 +99,7 @@ teachset generator train elpv --model cgan --minutes 60         # a conditional 
 teachset generator train elpv --minutes 60 --flip both --adversarial-weight 0.05   # with adversarial sharpening after 40%
 teachset generator train elpv --resume runs/00003-generator-elpv-64px   # continue an interrupted run
 teachset generator train elpv --size 128 --flip both --minutes 8 --device cuda   # on a GPU
+teachset generator train elpv --size 128 --flip both --base teachset:elpv-64   # a 2x stage on a 64 px generator
 """)
     add_dataset_args(q)
     add_options(q, TrainOptions)

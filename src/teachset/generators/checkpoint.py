@@ -17,11 +17,12 @@ from .autoencoder import Autoencoder
 from .base import Generator
 from .cgan import ConditionalGAN
 from .external import TorchScriptGenerator
+from .upsample import Upsampled
 
 WEIGHTS_FILE = "generator.safetensors"
 CONFIG_FILE = "generator.json"
 FORMAT = "teachset.generator/1"
-KINDS = {"autoencoder": Autoencoder, "cgan": ConditionalGAN}
+KINDS = {"autoencoder": Autoencoder, "cgan": ConditionalGAN, "upsampled": Upsampled}
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "generators"
 
 

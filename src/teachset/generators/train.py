@@ -7,7 +7,8 @@
 The default, model="autoencoder": reconstruction (L1 + LPIPS), optionally (adversarial_weight > 0) joined after
 adversarial_start of the budget by a hinge adversarial term with differentiable augmentation on reconstructions and
 same-class interpolations. That term is off by default: on a CPU budget its patch discriminator stayed at chance, and
-the time is better spent on reconstruction. The option model="cgan": a conditional GAN from scratch (hinge loss,
+the time is better spent on reconstruction. With base=<a generator at half the size>: only a 2x upsampling stage
+on it trains (upsample.py), with the same loss, on the base's train part. The option model="cgan": a conditional GAN from scratch (hinge loss,
 class-conditioned patch discriminator, DiffAugment), adversarial from the first step. The learning rates fall on a
 cosine to 0 over the budget by default (it ended lower than a constant rate).
 
@@ -32,6 +33,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -52,6 +54,7 @@ from .blocks import PatchDiscriminator, diff_augment
 from .cgan import ConditionalGAN
 from .checkpoint import save_generator
 from .devices import resolve_device, resolve_precision, training_backend
+from .upsample import Upsampled
 
 FLIPS = ("none", "horizontal", "vertical", "both")
 MIN_IMAGES_PER_CLASS = 10
@@ -81,6 +84,9 @@ class TrainOptions:
     adversarial_weight: float = option(0.0, "autoencoder: weight of a patch discriminator's hinge loss (0: reconstruction only)",
                                        minimum=0)
     adversarial_start: float = option(0.4, "fraction of the budget before the adversarial term starts", minimum=0)
+    base: str | None = option(None, "a trained generator at half the dataset's size (a checkpoint folder or teachset:NAME): "
+                              "train only a 2x upsampling stage on it, keeping its codes, prior and encoder (the "
+                              "autoencoder's other options do not apply)")
     flip: str = option("none", "random flips, only where they keep the class: horizontal (most photographs), vertical, "
                        "both (solar cells, cells under a microscope), or none", choices=FLIPS)
     seed: int = option(0, "seed of the weights and the batches", minimum=0)
@@ -123,20 +129,53 @@ def check_trainable(dataset: ImageDataset) -> None:
                             "add images or use a selection method")
 
 
+def load_base(options: TrainOptions, dataset: ImageDataset) -> Generator:
+    """The generator an upsampling stage trains on, checked against the dataset: half its size, its
+    channels and classes, an encoder, and held-out images that the dataset holds."""
+    from .checkpoint import load_generator
+
+    base = load_generator(options.base)
+    wanted = (dataset.image_size // 2, dataset.channels, list(dataset.class_names))
+    if (base.image_size, base.channels, list(base.class_names)) != wanted:
+        raise OptionError("base", f"the base generator makes {base.channels}x{base.image_size}px images of classes "
+                                  f"{list(base.class_names)}; {{option}} must make {wanted[1]}x{wanted[0]}px images of "
+                                  f"{wanted[2]} (half the size of the dataset loaded at {dataset.image_size} px)")
+    try:
+        base.encode(torch.zeros(1, base.channels, base.image_size, base.image_size))
+    except TeachsetError:
+        raise OptionError("base", f"the {base.kind} generator has no encoder, which the stage trains through; "
+                                  "{option} takes an autoencoder") from None
+    held = getattr(base, "meta", {}).get("held_out_ids") or []
+    if not set(held) <= set(dataset.ids):
+        raise OptionError("base", "the base generator's held-out images are not all in this dataset: {option} must have "
+                                  "been trained on the same images (at half the size)")
+    return base
+
+
 def check_options(dataset: ImageDataset, options: TrainOptions) -> None:
     """What can be wrong with these options on this dataset (checked before a run folder is made)."""
     check_trainable(dataset)
-    if options.model == "autoencoder":
+    if options.base:
+        load_base(options, dataset)
+    elif options.model == "autoencoder":
         check_code_grid(options.latent_dim, options.code_grid, dataset.image_size)
 
 
-def build_model(options: TrainOptions, dataset: ImageDataset) -> Generator:
-    """The untrained generator these options describe, for this dataset's images and classes."""
+def build_model(options: TrainOptions, dataset: ImageDataset, init: torch.Generator) -> Generator:
+    """The untrained generator these options describe, for this dataset's images and classes, its
+    weights drawn from `init` (an upsampling stage's only: the base keeps its trained ones)."""
+    if options.base:
+        model = Upsampled(load_base(options, dataset), 2 * options.width)
+        seeded_init(model.stage, init)
+        model.zero_last()
+        return model
     if options.model == "autoencoder":
-        return Autoencoder(dataset.image_size, dataset.channels, options.latent_dim, options.width, num_classes=dataset.num_classes,
-                           class_names=dataset.class_names, prior_bandwidth=options.prior_bandwidth, code_grid=options.code_grid)
-    return ConditionalGAN(dataset.image_size, dataset.channels, options.latent_dim, options.width,
-                          num_classes=dataset.num_classes, class_names=dataset.class_names)
+        model = Autoencoder(dataset.image_size, dataset.channels, options.latent_dim, options.width, num_classes=dataset.num_classes,
+                            class_names=dataset.class_names, prior_bandwidth=options.prior_bandwidth, code_grid=options.code_grid)
+    else:
+        model = ConditionalGAN(dataset.image_size, dataset.channels, options.latent_dim, options.width,
+                               num_classes=dataset.num_classes, class_names=dataset.class_names)
+    return seeded_init(model, init)
 
 
 def _flip(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
@@ -180,18 +219,27 @@ class GeneratorTrainer:
         """Build the models, optimisers and train/test parts for `dataset`, from the options' seed (fit calls it)."""
         check_options(dataset, self.options)
         o, device = self.options, self.device
-        parts = split_dataset(dataset, self.split)
-        self.train_index_, self.held_index_, self.trained_on_ = parts.train_index, parts.test_index, parts.train.record()
         init = torch.Generator().manual_seed(o.seed)
         with torch.random.fork_rng(devices=[]):  # constructing modules draws from the global state: leave it as it was
-            self.model_ = seeded_init(build_model(o, dataset), init).to(device)
+            self.model_ = build_model(o, dataset, init).to(device)
+        held = set(self.model_.base.meta.get("held_out_ids") or []) if o.base else None
+        if held:  # an upsampling stage's: its base's held-out images stay held out
+            self.held_index_ = np.array([i for i, image_id in enumerate(dataset.ids) if image_id in held], dtype=int)
+            self.train_index_ = np.setdiff1d(np.arange(len(dataset)), self.held_index_)
+            record = self.model_.base.meta["dataset"].get("split", {})
+            self.trained_on_ = dataset.subset(self.train_index_, record).record()
+        else:
+            parts = split_dataset(dataset, self.split)
+            self.train_index_, self.held_index_, self.trained_on_ = parts.train_index, parts.test_index, parts.train.record()
+        with torch.random.fork_rng(devices=[]):
             self.disc_ = None
             if o.model == "cgan" or o.adversarial_weight:  # built only where a term uses it
                 classes = dataset.num_classes if o.model == "cgan" else 0
                 self.disc_ = PatchDiscriminator(dataset.channels, num_classes=classes, generator=init).to(device)
             self._lpips = LPIPS("alexnet").to(device)
         self.ema_ = copy.deepcopy(self.model_).requires_grad_(False)
-        self.opt_ = torch.optim.Adam(self.model_.parameters(), lr=o.lr, betas=(0.9, 0.99))
+        trained = [p for p in self.model_.parameters() if p.requires_grad]  # an upsampling stage's base is frozen
+        self.opt_ = torch.optim.Adam(trained, lr=o.lr, betas=(0.9, 0.99))
         self.opt_d_ = torch.optim.Adam(self.disc_.parameters(), lr=o.disc_lr, betas=(0.0, 0.99)) if self.disc_ else None
         self.rng_ = torch.Generator().manual_seed(o.seed)
         self.step_, self.elapsed_, self.dataset_ = 0, 0.0, dataset
@@ -275,7 +323,7 @@ class GeneratorTrainer:
     @torch.no_grad()
     def fitted_ema(self) -> Generator:
         """The EMA generator, with the autoencoder's class prior fitted to its training codes."""
-        if self.options.model == "cgan":
+        if not hasattr(self.ema_, "fit_prior"):  # the cgan samples noise; an upsampling stage keeps its base's prior
             return self.ema_
         z = torch.cat([self.ema_.encode(self._images[i : i + 256]) for i in range(0, len(self._images), 256)])
         self.ema_.fit_prior(z, self._labels)
