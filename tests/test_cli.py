@@ -80,6 +80,14 @@ def test_datasets_and_extractors_are_listed(capsys):
     assert "elpv" in out and "2/3" in out and "mobilenet_v2" in out and "scattering" in out
 
 
+def test_the_command_is_recorded_as_typed_however_teachset_was_started():
+    from teachset.cli.common import command_line
+
+    for program in ("/usr/bin/teachset", "/x/site-packages/teachset/__main__.py", "C:\\env\\Scripts\\teachset"):
+        assert command_line([program, "select", "my cells/"]) == "teachset select 'my cells/'"
+    assert command_line(["-c", "select"]) == "" and command_line([]) == ""
+
+
 @pytest.mark.slow
 def test_demo_on_elpv_end_to_end(tmp_path, capsys):
     """The README's demo, as a user runs it (fewer teacher epochs and seeds): every method on elpv's train split,

@@ -111,6 +111,9 @@ def options_from(args, cls, **overrides):
 
 
 def command_line(argv: list[str] | None = None) -> str:
-    """The command as typed (recorded in the artifacts it makes), or '' when called from Python."""
+    """The command as typed (recorded in the artifacts it makes; `python -m teachset` as `teachset`), or '' when
+    called from Python."""
     argv = sys.argv if argv is None else argv
-    return "teachset " + " ".join(shlex.quote(a) for a in argv[1:]) if argv and argv[0].endswith("teachset") else ""
+    program = argv[0].replace("\\", "/") if argv else ""
+    typed = program.endswith("teachset") or program.endswith("teachset/__main__.py")
+    return "teachset " + " ".join(shlex.quote(a) for a in argv[1:]) if typed else ""
