@@ -1,7 +1,9 @@
 """Generator benchmark on elpv, at the checkpoint's image size: training throughput of each phase
 with the checkpoint's own training options (in float32 and, where the device computes it natively,
 bfloat16 autocast), its quality against held-out real images (with the
-real-vs-real floor), and inversion error on a held-out teaching set.
+real-vs-real floor), and inversion error on a held-out teaching set. For an upsampling stage (`generator train
+--base`): what limits it, the held-out real images shrunk to the base's size and brought back bilinearly and through
+the stage, and the base's reconstructions brought back both ways.
 
     .venv/bin/python benchmarks/bench_generator.py [--generator teachset:elpv-64] [--device auto]
 """
@@ -49,6 +51,29 @@ def throughput(dataset, options: dict, device: str, steps: int = 15) -> tuple[st
     return trainer.device_name(), out
 
 
+@torch.no_grad()
+def upsampling_limits(generator, dataset, held: list[str]) -> None:
+    """Quality at the full size of images that pass through the base's size: what an upsampling stage can reach."""
+    import torch.nn.functional as F
+
+    from teachset.features import build_extractor, dataset_features, extract
+    from teachset.generators.quality import INPUT_SIZE, RealReference
+
+    held_index = np.array([dataset.ids.index(i) for i in held])
+    train_index = np.setdiff1d(np.arange(len(dataset)), held_index)
+    features = dataset_features(dataset, "mobilenet_v2", INPUT_SIZE)
+    reference = RealReference(features[train_index], dataset.labels[train_index], features[held_index], dataset.labels[held_index])
+    net, real = build_extractor("mobilenet_v2", INPUT_SIZE), dataset.tensor(held_index)
+    small = F.interpolate(real, size=generator.base.image_size, mode="area")
+    base = torch.cat([generator.base.generate(generator.base.encode(small[i : i + 128])) for i in range(0, len(small), 128)])
+    bilinear = lambda x: F.interpolate(x, scale_factor=2, mode="bilinear").clamp(0, 1)  # noqa: E731
+    for name, images in (("real, shrunk, bilinear", bilinear(small)), ("real, shrunk, the stage", generator.refine(small)),
+                         ("base reconstruction, bilinear", bilinear(base)), ("base reconstruction, the stage", generator.refine(base))):
+        r = reference.compare(extract(net, images), dataset.labels[held_index])
+        print(f"{name:<32} KID {r['kid']:.3f}, class consistency {r['class_consistency']:.3f} "
+              f"(real {reference.floor()['class_consistency']:.3f}), diversity {r['diversity_vs_real']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generator", default="teachset:elpv-64")
@@ -69,6 +94,8 @@ def main() -> None:
     results = evaluate_generator(generator, dataset, held, args.out)
     print(format_quality(results))
     print(f"sample grids: {', '.join(results['grids'])}")
+    if generator.kind == "upsampled":
+        upsampling_limits(generator, dataset, held)
     index = np.array([dataset.ids.index(i) for i in held[:: max(1, len(held) // 10)][:10]])
     _, report = invert(generator, dataset.tensor(index), torch.from_numpy(dataset.labels[index]), steps=200)
     for stage in ("encoder", "refined"):
