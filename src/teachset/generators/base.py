@@ -6,7 +6,8 @@
     encode(images) -> z                  where the model has an encoder (else TeachsetError)
     sample_latents(y, generator) -> z    codes of realistic images of classes y
 
-The kinds (autoencoder.py, upsample.py, cgan.py, external.py) implement it; checkpoint.py saves and loads them.
+The kinds (autoencoder.py, upsample.py, cgan.py, external.py) implement it; checkpoint.py saves and loads them;
+recipe.py describes a training run, train.py runs it.
 """
 
 from __future__ import annotations

@@ -48,6 +48,14 @@ def bundled_generators() -> list[str]:
     return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG_FILE).is_file()) if BUNDLED_DIR.is_dir() else []
 
 
+def build_generator(kind: str, config: dict) -> Generator:
+    """An untrained generator of `kind` from its config; a stage's base (config base_kind and base_config) first."""
+    config = dict(config)
+    if "base_kind" in config:
+        config["base"] = build_generator(config.pop("base_kind"), config.pop("base_config"))
+    return KINDS[kind](**config)
+
+
 def load_generator(path: str | Path, **external_options) -> Generator:
     """A checkpoint folder written by teachset, a bundled one ("teachset:elpv-64"), or a TorchScript
     file (`external_options` as TorchScriptGenerator.load takes them), frozen. Checkpoints carry
@@ -68,7 +76,7 @@ def load_generator(path: str | Path, **external_options) -> Generator:
     meta = read_meta(path)
     if meta["kind"] not in KINDS:
         raise TeachsetError(f"generator kind '{meta['kind']}' in '{path}' is unknown to this teachset ({', '.join(KINDS)})")
-    model = KINDS[meta["kind"]](**meta["config"])
+    model = build_generator(meta["kind"], meta["config"])
     try:
         state = load_file(str(path / WEIGHTS_FILE))
     except Exception as error:  # missing, truncated or foreign file

@@ -31,14 +31,10 @@ DEPTH = 4  # 3x3 convs at the base's size before the last one, which makes the 2
 class Upsampled(Generator):
     kind = "upsampled"
 
-    def __init__(self, base: Generator | None = None, width: int = 32, base_kind: str = "", base_config: dict | None = None):
-        """`base`: the generator at half the size (frozen); a checkpoint rebuilds it from `base_kind`
-        and `base_config` and then loads its weights."""
+    def __init__(self, base: Generator, width: int = 32):
+        """`base`: the generator at half the size (frozen); a checkpoint records its kind and config
+        beside this one's and rebuilds it first."""
         super().__init__()
-        if base is None:
-            from .checkpoint import KINDS  # the kinds include this one
-
-            base = KINDS[base_kind](**base_config)
         self.base = base.freeze()
         self.width = width
         self.image_size = base.image_size * 2
