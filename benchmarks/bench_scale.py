@@ -12,6 +12,7 @@ of each step (time ~ n^k), and the full protocol on elpv: every selection method
 latent-LC and latent-NN teachers, 5 seeds, 1,000 teacher epochs, every student.
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 2000,10000,30000,70000] [--workers 2] [--skip-protocol] [--transfer ""]
+        [--steps features,herding,teacher] [--teacher-epochs 5] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import time
 import numpy as np
 
 STEPS = ("load (cold)", "load (cached)", "features", "random", "kcenters", "forgetting", "herding", "medoids",
-         "teacher (1,000 epochs)", "evaluation")
+         "teacher", "evaluation")
 
 
 def private_mb() -> float:
@@ -51,7 +52,7 @@ def watch_private(peak: list[float]) -> None:
     threading.Thread(target=poll, daemon=True).start()
 
 
-def _step(name: str, n: int, cache: str, queue, transfer: tuple[str, ...]) -> None:
+def _step(name: str, n: int, cache: str, queue, transfer: tuple[str, ...], teacher_epochs: int = 1000) -> None:
     """One step in this (fresh) process; puts (seconds, peak resident MB, peak private MB)."""
     os.environ["TEACHSET_CACHE"] = cache
     peak = [0.0]
@@ -89,7 +90,7 @@ def _step(name: str, n: int, cache: str, queue, transfer: tuple[str, ...]) -> No
                 generator = seeded_init(Autoencoder(image_size=64, width=16, code_grid=8, latent_dim=256, num_classes=10),
                                         torch.Generator().manual_seed(0))
                 start = time.perf_counter()
-                make_method("latent", generator=generator, student="lc", epochs=1000, extractors=[], views=0, anchor_weight=0.0,
+                make_method("latent", generator=generator, student="lc", epochs=teacher_epochs, extractors=[], views=0, anchor_weight=0.0,
                             start="prior").make(train, 5, 0)
             else:
                 start = time.perf_counter()
@@ -99,10 +100,10 @@ def _step(name: str, n: int, cache: str, queue, transfer: tuple[str, ...]) -> No
     queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, peak[0]))
 
 
-def measure(name: str, n: int, cache: str, transfer: tuple[str, ...]) -> tuple[float, float]:
+def measure(name: str, n: int, cache: str, transfer: tuple[str, ...], teacher_epochs: int = 1000) -> tuple[float, float, float]:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_step, args=(name, n, cache, queue, transfer))
+    process = context.Process(target=_step, args=(name, n, cache, queue, transfer, teacher_epochs))
     process.start()
     result = queue.get()
     process.join()
@@ -137,26 +138,34 @@ def main() -> None:
     parser.add_argument("--skip-protocol", action="store_true")
     parser.add_argument("--transfer", default="vgg16", help="extractors of the transfer students, also realism's first "
                         "('' for none, realism on MobileNetV2: the sweep without VGG16 features, whose cost is linear in n)")
+    parser.add_argument("--steps", default=",".join(STEPS[2:]), help="the steps after loading to measure, comma-separated")
+    parser.add_argument("--teacher-epochs", type=int, default=1000, help="the teacher step's epochs (its memory does not "
+                        "grow with them)")
+    parser.add_argument("--cache", default=None, help="the dataset and feature cache to use (default: a new temporary one; "
+                        "steps after `features` read the features it cached)")
     parser.add_argument("--out", default=None, help="write the figures as JSON here too")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
     transfer = tuple(t for t in args.transfer.split(",") if t)
+    steps = [step for step in STEPS[2:] if step in args.steps.split(",")]
     figures: dict[str, dict[int, tuple[float, float, float]]] = {step: {} for step in STEPS}
-    with tempfile.TemporaryDirectory() as cache:
+    with tempfile.TemporaryDirectory() as temporary:
+        cache = args.cache or temporary
         for step in ("load (cold)", "load (cached)"):
             figures[step] = {70000: measure(step, 70000, cache, transfer)}
             print(f"{step}, 70,000 images: {show(figures[step][70000])}", flush=True)
         for n in sizes:
-            for step in STEPS[2:]:
-                figures[step][n] = measure(step, n, cache, transfer)
+            for step in steps:
+                figures[step][n] = measure(step, n, cache, transfer, args.teacher_epochs)
                 print(f"n={n} {step}: {show(figures[step][n])}", flush=True)
     print("\n| step | " + " | ".join(f"n={n:,}" for n in sizes) + " | exponent |")
     print("|---" * (len(sizes) + 2) + "|")
-    for step in STEPS[2:]:
+    for step in steps:
         times = [figures[step][n][0] for n in sizes]
         exponent = np.polyfit(np.log(sizes), np.log(np.maximum(times, 1e-3)), 1)[0] if len(sizes) > 1 else float("nan")
         cells = " | ".join(show(figures[step][n]) for n in sizes)
-        print(f"| {step} | {cells} | {exponent:.2f} |")
+        label = f"teacher ({args.teacher_epochs:,} epochs)" if step == "teacher" else step
+        print(f"| {label} | {cells} | {exponent:.2f} |")
     if not args.skip_protocol:
         seconds = protocol(args.workers)
         print(f"\nthe paper's full protocol on elpv (5 selection methods + latent-LC + latent-NN, 5 seeds, 1,000 teacher "
