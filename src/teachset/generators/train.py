@@ -7,10 +7,11 @@
 The default, model="autoencoder": reconstruction (L1 + LPIPS), optionally (adversarial_weight > 0) joined after
 adversarial_start of the budget by a hinge adversarial term with differentiable augmentation on reconstructions and
 same-class interpolations. That term is off by default: on a CPU budget its patch discriminator stayed at chance, and
-the time is better spent on reconstruction. With base=<a generator at half the size>: only a 2x upsampling stage
-on it trains (upsample.py), with the same loss, on the base's train part. The option model="cgan": a conditional GAN from scratch (hinge loss,
-class-conditioned patch discriminator, DiffAugment), adversarial from the first step. The learning rates fall on a
-cosine to 0 over the budget by default (it ended lower than a constant rate).
+the time is better spent on reconstruction. The option model="cgan": a conditional GAN from scratch (hinge loss,
+class-conditioned patch discriminator, DiffAugment), adversarial from the first step. With base=<a generator at half
+the size>: only a 2x upsampling stage on it trains (upsample.py), with the autoencoder's loss, on the base's train
+part. The learning rates fall on a cosine to 0 over the budget by default (it ended lower than a constant rate). The
+options, their checks and the untrained models are in recipe.py.
 
 A run folder holds options.json (written first), metrics.jsonl, samples/stepNNNNNN.png (held-out reconstructions, then
 prior samples per class), checkpoint/ (the EMA generator with its fitted class prior; atomic) and resume.pt
