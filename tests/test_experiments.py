@@ -1,7 +1,6 @@
 """Experiments: experiment files checked whole, a results store that survives SIGKILL, and the
 pool and Ray executors giving the same numbers."""
 
-import json
 import os
 import signal
 import sqlite3

@@ -1,14 +1,11 @@
 """Counterfactual aids: paths that raise the target class, stay near the start, and are written with the set."""
 
-import json
 
-import numpy as np
 import pytest
 import torch
 
 from teachset.cli import main
 from teachset.data import load_dataset
-from teachset.errors import TeachsetError
 from teachset.explain import ExplainOptions, explain, load_explanations
 from teachset.generators import save_generator
 from teachset.generators.autoencoder import Autoencoder
