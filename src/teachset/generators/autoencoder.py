@@ -97,15 +97,17 @@ class Autoencoder(ConvGenerator):
     def config(self) -> dict:
         return super().config() | {"prior_bandwidth": self.prior_bandwidth, "code_grid": self.code_grid}
 
-    def load_state_dict(self, state, *args, **kwargs):
-        """Any number of prior codes (none in checkpoints older than the kernel-density prior)."""
-        state = {"prior_codes": self.prior_codes[:0], "prior_code_labels": self.prior_code_labels[:0], **state}
-        codes, labels = state["prior_codes"], state["prior_code_labels"]
+    def _load_from_state_dict(self, state, prefix, *args, **kwargs):
+        """Any number of prior codes (none in checkpoints older than the kernel-density prior); the hook each module
+        of a load runs, so an autoencoder inside another generator (an upsampling stage's base) loads the same way."""
+        state.setdefault(prefix + "prior_codes", self.prior_codes[:0])
+        state.setdefault(prefix + "prior_code_labels", self.prior_code_labels[:0])
+        codes, labels = state[prefix + "prior_codes"], state[prefix + "prior_code_labels"]
         if codes.ndim != 2 or codes.shape[1] != self.latent_dim or labels.shape != codes.shape[:1]:
             raise RuntimeError(f"prior codes of shape {tuple(codes.shape)} (labels {tuple(labels.shape)}) for latent_dim {self.latent_dim}")
         device = self.prior_mean.device  # filled by the load, on the model's device
         self.prior_codes, self.prior_code_labels = codes.new_empty(codes.shape, device=device), labels.new_empty(labels.shape, device=device)
-        return super().load_state_dict(state, *args, **kwargs)
+        super()._load_from_state_dict(state, prefix, *args, **kwargs)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         assert images.shape[1:] == (self.channels, self.image_size, self.image_size), images.shape

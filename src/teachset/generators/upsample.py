@@ -54,11 +54,6 @@ class Upsampled(Generator):
     def config(self) -> dict:
         return {"width": self.width, "base_kind": self.base.kind, "base_config": self.base.config()}
 
-    def load_state_dict(self, state, *args, **kwargs):
-        """The base first, through its own loader (an autoencoder's prior codes have any number of rows)."""
-        self.base.load_state_dict({k[len("base."):]: v for k, v in state.items() if k.startswith("base.")})
-        return super().load_state_dict(state, *args, **kwargs)
-
     def refine(self, low: torch.Tensor) -> torch.Tensor:
         """Base-size images in [0, 1] -> full-size images in [0, 1]."""
         up = F.interpolate(low, scale_factor=2, mode="bilinear", align_corners=False)
